@@ -1,0 +1,1 @@
+"""ktdiff's command line (thin: arguments in, exit code out)."""

@@ -1,0 +1,258 @@
+"""ktdiff's command line: arguments in, exit code out. The engine lives in ktdiff.comparers.
+
+Exit codes: 0 equivalent (bookkeeping and conventions only), 1 a behavioural or
+unexplained difference, 2 ktdiff could not do its job (bad input, load error).
+Nothing here imports TensorFlow or PyTorch: the loaders run in worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import traceback
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(
+    name="ktdiff",
+    help="Compare a Keras model with a PyTorch model, row by row, and explain every difference.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+EXIT_ERROR = 2
+
+
+class UsageError(Exception):
+    """A bad argument value: same treatment as a KtdiffError."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.hint, self.detail = message, hint, None
+
+
+def fail(exc, debug: bool) -> None:
+    """One clear line on stderr (what is wrong, what to do), exit code 2; details with --debug only."""
+    line = f"ktdiff: error: {exc.message}"
+    if getattr(exc, "hint", None):
+        line += f" — {exc.hint}"
+    if debug:
+        detail = getattr(exc, "detail", None) or traceback.format_exc()
+        sys.stderr.write(detail.rstrip() + "\n")
+    sys.stderr.write(line + "\n")
+    raise typer.Exit(EXIT_ERROR)
+
+
+def _parse_shapes(values: list[str]) -> list[list[int]] | None:
+    if not values:
+        return None
+    shapes = []
+    for value in values:
+        try:
+            shape = [int(x) for x in value.replace("x", ",").replace(" ", "").strip("()[]").split(",") if x]
+        except ValueError:
+            shape = []
+        if not shape or any(d <= 0 for d in shape):
+            raise UsageError(f"bad --input-shape {value!r}",
+                             "give the full PyTorch input shape with the batch, e.g. --input-shape 1,3,224,224.")
+        shapes.append(shape)
+    return shapes
+
+
+def _parse_kwargs(value: str | None) -> dict:
+    if not value:
+        return {}
+    text = value
+    if value.startswith("@"):
+        try:
+            with open(value[1:]) as fh:
+                text = fh.read()
+        except OSError as exc:
+            raise UsageError(f"cannot read --torch-kwargs file {value[1:]}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--torch-kwargs is not valid JSON ({exc.msg} at column {exc.colno})",
+                         "quote it for the shell, e.g. --torch-kwargs '{\"num_classes\": 10}'.") from None
+    if not isinstance(data, dict):
+        raise UsageError("--torch-kwargs must be a JSON object", "e.g. --torch-kwargs '{\"num_classes\": 10}'.")
+    return data
+
+
+def _codes(values: list[str]) -> list[str]:
+    from ktdiff.comparers.rules import all_rules
+
+    known = {r.code for r in all_rules()}
+    codes = [c.strip().upper() for v in values for c in v.split(",") if c.strip()]
+    unknown = [c for c in codes if c not in known]
+    if unknown:
+        raise UsageError(f"unknown rule code {', '.join(unknown)} in --ignore", "`ktdiff rules` lists the codes.")
+    return codes
+
+
+def _check_output(path: str, inputs: list[str]) -> None:
+    real = os.path.realpath(path)
+    for item in inputs:
+        if item and os.path.exists(item) and os.path.realpath(item) == real:
+            raise UsageError(f"-o {path} is one of the input files", "write the report to another file.")
+    folder = os.path.dirname(real) or "."
+    if not os.path.isdir(folder):
+        raise UsageError(f"cannot write {path}: folder {folder} does not exist", "create it or pick another path.")
+
+
+def write_atomic(path: str, text: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".ktdiff-", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _plain_terminal() -> bool:
+    return bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty() or os.environ.get("TERM") == "dumb"
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"ktdiff {version('ktdiff')}")
+        except PackageNotFoundError:
+            typer.echo("ktdiff (not installed)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_callback(
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Compare a Keras model file with a PyTorch module and explain every difference."""
+
+
+@app.command()
+def compare(
+    keras_model: str = typer.Argument(..., metavar="KERAS_MODEL", help="Keras model file: .keras or legacy .h5/.hdf5."),
+    torch_module: str = typer.Argument(..., metavar="TORCH_MODULE",
+                                       help="package.module:Name or path/to/file.py:Name (an nn.Module subclass, "
+                                            "a factory function, or a module instance)."),
+    torch_kwargs: Optional[str] = typer.Option(None, "--torch-kwargs", metavar="JSON",
+                                               help="Constructor arguments as a JSON object (or @file.json)."),
+    torch_weights: Optional[str] = typer.Option(None, "--torch-weights", metavar="FILE",
+                                                help="A state_dict to load (torch.load with weights_only=True)."),
+    input_shape: List[str] = typer.Option([], "--input-shape", metavar="N,C,H,W",
+                                          help="PyTorch input shape with the batch (repeat for several inputs). "
+                                               "Default: derived from the Keras input."),
+    input_dtype: Optional[str] = typer.Option(None, "--input-dtype", metavar="DTYPE",
+                                              help="float32 (default), float16, bfloat16, float64, int64 or bool."),
+    fmt: str = typer.Option("table", "--format", "-f", metavar="FORMAT", help="table, json or markdown."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE",
+                                         help="Write the report to FILE (atomically) instead of stdout."),
+    ignore: List[str] = typer.Option([], "--ignore", metavar="CODES",
+                                     help="Suppress rule codes (comma-separated or repeated); they are still shown."),
+    keras_import: List[str] = typer.Option([], "--keras-import", metavar="MODULE",
+                                           help="Import MODULE before loading (registers custom Keras objects)."),
+    unsafe_keras_load: bool = typer.Option(False, "--unsafe-keras-load",
+                                           help="Load with Keras safe_mode off (runs code stored in the file). "
+                                                "Only for files you trust."),
+    unsafe_torch_load: bool = typer.Option(False, "--unsafe-torch-load",
+                                           help="torch.load with weights_only=False (unpickles arbitrary objects). "
+                                                "Only for files you trust."),
+    timeout: float = typer.Option(600.0, "--timeout", metavar="SECONDS", help="Limit for loading each model."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and the loaders' logs on errors."),
+) -> None:
+    """Compare KERAS_MODEL with TORCH_MODULE: a side-by-side table, every difference explained.
+
+    Exit code 0: equivalent (bookkeeping and conventions only); 1: a behavioural or
+    unexplained difference; 2: ktdiff could not compare (bad input, load error).
+    """
+    from ktdiff.comparers.errors import KtdiffError
+
+    try:
+        if fmt not in ("table", "json", "markdown", "md"):
+            raise UsageError(f"unknown --format {fmt!r}", "use table, json or markdown.")
+        if input_dtype and input_dtype not in ("float32", "float16", "bfloat16", "float64", "int64", "int32", "bool"):
+            raise UsageError(f"unknown --input-dtype {input_dtype!r}", "use float32, float16, bfloat16, float64, "
+                                                                       "int64 or bool.")
+        if output:
+            torch_file = torch_module.rpartition(":")[0]
+            _check_output(output, [keras_model, torch_file, torch_weights or ""])
+        from ktdiff.comparers.pipeline import CompareOptions, compare as run_compare
+
+        options = CompareOptions(
+            keras_path=keras_model, torch_spec=torch_module, torch_kwargs=_parse_kwargs(torch_kwargs),
+            torch_weights=torch_weights, input_shapes=_parse_shapes(input_shape), input_dtype=input_dtype,
+            unsafe_keras_load=unsafe_keras_load, unsafe_torch_load=unsafe_torch_load,
+            keras_imports=keras_import, ignore=_codes(ignore), timeout=timeout,
+        )
+        result = run_compare(options)
+    except (KtdiffError, UsageError) as exc:
+        fail(exc, debug)
+    except KeyboardInterrupt:
+        sys.stderr.write("ktdiff: interrupted\n")
+        raise typer.Exit(130) from None
+
+    from ktdiff.comparers import report
+
+    if fmt == "json":
+        text = report.render_json(result)
+    elif fmt in ("markdown", "md"):
+        text = report.render_markdown(result)
+    elif output or _plain_terminal():
+        text = report.render_table(result, plain=True)
+    else:
+        report.render_table(result, plain=False)
+        text = None
+    if output:
+        write_atomic(output, text)
+        sys.stderr.write(f"ktdiff: wrote {output}; {report.verdict_line(result)}\n")
+    elif text is not None:
+        sys.stdout.write(text)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def rules(fmt: str = typer.Option("table", "--format", "-f", metavar="FORMAT", help="table or json.")) -> None:
+    """List every rule in the catalogue: code, name, category, title."""
+    from ktdiff.comparers import report
+    from ktdiff.comparers.rules import all_rules
+
+    if fmt == "json":
+        sys.stdout.write(json.dumps({"schema_version": report.SCHEMA_VERSION,
+                                     "rules": [r.to_dict() for r in all_rules()]}, indent=2) + "\n")
+    elif fmt == "table":
+        sys.stdout.write(report.render_rules_table())
+    else:
+        fail(UsageError(f"unknown --format {fmt!r}", "use table or json."), False)
+
+
+@app.command()
+def explain(code: str = typer.Argument(..., metavar="CODE", help="A rule code (NRM002) or name (bn-momentum).")) -> None:
+    """Explain one rule: what it means, why it happens, how to fix it."""
+    from ktdiff.comparers import report
+    from ktdiff.comparers.rules import all_rules, get_rule
+
+    if get_rule(code) is None:
+        close = [r.code for r in all_rules() if r.code[:2] == code.upper()[:2]]
+        fail(UsageError(f"unknown rule {code!r}", ("did you mean " + ", ".join(close) + "? " if close else "")
+                        + "`ktdiff rules` lists them all."), False)
+    sys.stdout.write(report.render_rule(code))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

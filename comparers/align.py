@@ -1,0 +1,164 @@
+"""Align the Keras layer list with the PyTorch execution list.
+
+Keras layers are in graph order, torch leaf modules and functional ops in
+execution order. A Keras layer with a fused activation (``Dense(100,
+activation='relu')``) contributes a second entry for its activation, so that it
+can pair with a separate ``nn.ReLU`` or ``F.relu`` row, or stand alone when the
+port has none. The two entry lists are aligned by a global sequence alignment in
+which parameter-bearing pairs of the same family score far higher than
+parameter-free ones: they anchor, and activations, flattens, dropouts and
+pools fall in between. Structure rows (the Keras InputLayer, torch containers)
+and torch modules that forward never calls take no part in the alignment; they
+are put back next to their neighbours. Nothing is dropped: an entry without a
+partner gets a row with an empty cell on the other side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .layout import compare_shapes
+from .summary import PARAMETER_FREE_KINDS, Layer, ModelSummary
+
+COMPATIBLE = {frozenset({"conv", "depthwise_conv"})}
+NEG = float("-inf")
+
+
+@dataclass
+class Row:
+    """One row of the side-by-side table: ids into the two summaries, or None."""
+
+    keras: str | None = None
+    torch: str | None = None
+    keras_part: str = "layer"  # "layer" | "activation" (the fused activation of the Keras layer)
+
+    @property
+    def is_pair(self) -> bool:
+        return self.keras is not None and self.torch is not None
+
+    def to_dict(self) -> dict:
+        return {"keras": self.keras, "keras_part": self.keras_part, "torch": self.torch}
+
+
+@dataclass
+class _Entry:
+    layer: Layer
+    part: str      # "layer" | "activation"
+    pos: float     # position in the original list
+    kind: str
+
+
+def fused_activation(layer: Layer) -> str | None:
+    act = layer.hparams.get("activation")
+    if layer.kind != "activation" and act and act != "linear":
+        return act
+    return None
+
+
+def _keras_entries(summary: ModelSummary) -> tuple[list[_Entry], list[_Entry]]:
+    entries, structure = [], []
+    for i, layer in enumerate(summary.layers):
+        if layer.kind == "input":
+            structure.append(_Entry(layer, "layer", i, layer.kind))
+            continue
+        entries.append(_Entry(layer, "layer", i, layer.kind))
+        if fused_activation(layer):
+            entries.append(_Entry(layer, "activation", i + 0.5, "activation"))
+    return entries, structure
+
+
+def _torch_entries(summary: ModelSummary) -> tuple[list[_Entry], list[_Entry]]:
+    entries, structure = [], []
+    for i, layer in enumerate(summary.layers):
+        if layer.kind == "container" or not layer.executed:
+            structure.append(_Entry(layer, "layer", i, layer.kind))
+        else:
+            entries.append(_Entry(layer, "layer", i, layer.kind))
+    return entries, structure
+
+
+def _kinds_compatible(a: str, b: str) -> bool:
+    return a == b or frozenset({a, b}) in COMPATIBLE
+
+
+def _score(k: _Entry, t: _Entry) -> float:
+    if not _kinds_compatible(k.kind, t.kind):
+        return NEG
+    kl, tl = k.layer, t.layer
+    shapes = compare_shapes(kl.output_shapes[:1], tl.output_shapes[:1]) if k.part == "layer" else "unknown"
+    if k.kind in PARAMETER_FREE_KINDS:
+        score = 4.0
+        if k.kind == "activation":
+            k_act = kl.hparams.get("activation") if k.part == "layer" else fused_activation(kl)
+            score += 1.0 if k_act == tl.hparams.get("activation") else -2.0
+        if shapes in ("equal", "layout"):
+            score += 1.0
+        return score
+    score = 20.0
+    if shapes in ("equal", "layout"):
+        score += 3.0
+    if kl.trainable_params == tl.trainable_params:
+        score += 2.0
+    return score
+
+
+def _align(ks: list[_Entry], ts: list[_Entry]) -> list[tuple[_Entry | None, _Entry | None]]:
+    n, m = len(ks), len(ts)
+    best = [[0.0] * (m + 1) for _ in range(n + 1)]
+    move = [[0] * (m + 1) for _ in range(n + 1)]  # 0 diag, 1 up (keras only), 2 left (torch only)
+    for i in range(1, n + 1):
+        move[i][0] = 1
+    for j in range(1, m + 1):
+        move[0][j] = 2
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            pair = _score(ks[i - 1], ts[j - 1])
+            diag = best[i - 1][j - 1] + pair if pair != NEG else NEG
+            up, left = best[i - 1][j], best[i][j - 1]
+            # ties: prefer a pair, then keeping Keras order first
+            if diag >= up and diag >= left and diag != NEG:
+                best[i][j], move[i][j] = diag, 0
+            elif up >= left:
+                best[i][j], move[i][j] = up, 1
+            else:
+                best[i][j], move[i][j] = left, 2
+    out: list[tuple[_Entry | None, _Entry | None]] = []
+    i, j = n, m
+    while i > 0 or j > 0:
+        mv = move[i][j]
+        if mv == 0:
+            out.append((ks[i - 1], ts[j - 1]))
+            i, j = i - 1, j - 1
+        elif mv == 1:
+            out.append((ks[i - 1], None))
+            i -= 1
+        else:
+            out.append((None, ts[j - 1]))
+            j -= 1
+    out.reverse()
+    return out
+
+
+def align(keras: ModelSummary, torch: ModelSummary) -> list[Row]:
+    k_entries, k_structure = _keras_entries(keras)
+    t_entries, t_structure = _torch_entries(torch)
+    pairs = _align(k_entries, t_entries)
+
+    rows: list[Row] = []
+    k_pending = list(k_structure)
+    t_pending = [e for e in t_structure if e.layer.executed]
+    unused = [e for e in t_structure if not e.layer.executed]
+
+    def flush(k_pos: float | None, t_pos: float | None) -> None:
+        while k_pending and (k_pos is None or k_pending[0].pos < k_pos):
+            rows.append(Row(keras=k_pending.pop(0).layer.id))
+        while t_pending and (t_pos is None or t_pending[0].pos < t_pos):
+            rows.append(Row(torch=t_pending.pop(0).layer.id))
+
+    for k, t in pairs:
+        flush(k.pos if k else float("-inf"), t.pos if t else float("-inf"))
+        rows.append(Row(keras=k.layer.id if k else None, torch=t.layer.id if t else None,
+                        keras_part=k.part if k else "layer"))
+    flush(None, None)
+    rows.extend(Row(torch=e.layer.id) for e in unused)
+    return rows

@@ -1,0 +1,364 @@
+"""Renderers: a Result -> terminal table, JSON or Markdown.
+
+The data (``to_data``) is built once; the renderers only format it, the way
+torchinfo keeps layer data apart from formatting. The JSON is versioned: CI
+users parse it, so its keys only ever grow within a major ``schema_version``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from .explain import Finding, Result, category_rank
+from .layout import format_shape
+from .rules import CATEGORIES, FAILING, all_rules
+from .summary import Layer
+
+SCHEMA_VERSION = "1.0"
+FORMATS = ("table", "json", "markdown")
+MARKS = {"unexplained": "✗", "behaviour": "✗", "convention": "~", "bookkeeping": "~"}
+STYLES = {"unexplained": "bold red", "behaviour": "red", "convention": "yellow", "bookkeeping": "yellow",
+          "note": "cyan", "structure": "dim"}
+
+
+# --------------------------------------------------------------------------- shared pieces
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("ktdiff")
+    except Exception:  # noqa: BLE001 - running from a source tree
+        return "0+unknown"
+
+
+def row_status(findings: list[Finding]) -> str | None:
+    """The worst active category on a row (None when nothing differs)."""
+    active = [f.category for f in findings if not f.suppressed and f.category in MARKS]
+    return min(active, key=category_rank) if active else None
+
+
+def _keras_cell(result: Result, row) -> tuple[str, str, str]:
+    if row.keras is None:
+        return "", "", ""
+    k = result.keras.layer(row.keras)
+    if row.keras_part == "activation":
+        return f"  ↳ {k.hparams.get('activation')} (fused)", "", ""
+    indent = "  " * max(0, k.depth)
+    params = f"{k.total_params:,}"
+    if k.non_trainable_params:
+        params += f" ({k.non_trainable_params:,} nt)"
+    shape = format_shape(k.output_shapes[0]) if k.output_shapes else ""
+    return f"{indent}{k.name} ({k.type})", shape, params
+
+
+def _torch_cell(result: Result, row) -> tuple[str, str, str]:
+    if row.torch is None:
+        return "", "", ""
+    t = result.torch.layer(row.torch)
+    indent = "  " * max(0, t.depth - 1)
+    if t.origin == "function":
+        name = f"{indent}{t.name} (forward)"
+    elif t.origin == "container" and not t.id:
+        name = f"{t.type} (root)"
+    else:
+        name = f"{indent}{t.name} ({t.type})"
+    if not t.executed:
+        name += " [not called]"
+    params = "" if t.kind == "container" and not t.has_params else f"{t.total_params:,}"
+    if t.non_trainable_params:
+        params += f" ({t.non_trainable_params:,} frozen)"
+    if t.buffer_numel:
+        params += f" (+{t.buffer_numel:,} buf)"
+    shape = format_shape(t.output_shapes[0]) if t.output_shapes else ""
+    return name, shape, params
+
+
+def _layer_ref(layer: Layer | None, part: str = "layer") -> str | None:
+    if layer is None:
+        return None
+    return f"{layer.id} ↳ {layer.hparams.get('activation')}" if part == "activation" else layer.id
+
+
+def _summary_counts(result: Result) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for f in result.active():
+        counts[f.category] = counts.get(f.category, 0) + 1
+    return counts
+
+
+def verdict_line(result: Result) -> str:
+    active = result.active()
+    failing = sorted({f.code for f in active if f.category in FAILING})
+    suppressed = sum(1 for f in result.findings if f.suppressed)
+    if result.verdict == "different":
+        n = sum(1 for f in active if f.category in FAILING)
+        why = f"{n} behavioural or unexplained difference{'s' if n != 1 else ''}: {', '.join(failing)}"
+    elif result.verdict == "bookkeeping":
+        codes = sorted({f.code for f in active if f.category == "bookkeeping"})
+        why = f"the counts differ only in bookkeeping: {', '.join(codes)}"
+    else:
+        why = "same computation; conventions only" if any(f.category == "convention" for f in active) \
+            else "no differences"
+    tail = f"; {suppressed} finding{'s' if suppressed != 1 else ''} suppressed" if suppressed else ""
+    return f"Verdict: {result.verdict_text.upper()} ({why}{tail}); exit code {result.exit_code}"
+
+
+def _input_note(result: Result) -> str:
+    for note in result.torch.notes:
+        if note.startswith("input "):
+            return "PyTorch " + note
+    return ""
+
+
+# --------------------------------------------------------------------------- JSON
+
+def to_data(result: Result) -> dict[str, Any]:
+    rows = []
+    for i, row in enumerate(result.rows):
+        k = result.keras.layer(row.keras) if row.keras is not None else None
+        t = result.torch.layer(row.torch) if row.torch is not None else None
+        fs = result.row_findings(i)
+        rows.append({
+            "index": i,
+            "keras": None if k is None else {
+                "id": k.id, "part": row.keras_part, "type": k.type, "kind": k.kind if row.keras_part == "layer" else "activation",
+                "output_shape": k.output_shapes[0] if k.output_shapes and row.keras_part == "layer" else None,
+                "params": k.total_params if row.keras_part == "layer" else 0,
+                "non_trainable": k.non_trainable_params if row.keras_part == "layer" else 0},
+            "torch": None if t is None else {
+                "id": t.id, "type": t.type, "kind": t.kind, "origin": t.origin,
+                "output_shape": t.output_shapes[0] if t.output_shapes else None,
+                "params": t.total_params, "frozen": t.non_trainable_params, "buffers": t.buffer_numel,
+                "executed": t.executed},
+            "status": row_status(fs) or "same",
+            "codes": [f.code for f in fs],
+        })
+    findings = []
+    for f in result.findings:
+        k = result.keras.layer(f.keras) if f.keras is not None else None
+        t = result.torch.layer(f.torch) if f.torch is not None else None
+        part = result.rows[f.row].keras_part if f.row is not None else "layer"
+        findings.append({
+            "code": f.code, "name": f.name, "category": f.category, "row": f.row,
+            "keras_layer": _layer_ref(k, part), "torch_module": _layer_ref(t),
+            "message": f.message, "params": f.params, "suppressed": f.suppressed, "suppression": f.suppression,
+        })
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "ktdiff", "version": _version()},
+        "keras": {"source": result.keras.source, "name": result.keras.name, "class": result.keras.class_name,
+                  "framework": result.keras.framework_version,
+                  "inputs": [vars(i) for i in result.keras.inputs], "outputs": result.keras.output_shapes},
+        "torch": {"source": result.torch.source, "name": result.torch.name, "class": result.torch.class_name,
+                  "framework": result.torch.framework_version,
+                  "inputs": [vars(i) for i in result.torch.inputs], "outputs": result.torch.output_shapes,
+                  "notes": result.torch.notes, "suppressions": result.torch.suppressions},
+        "rows": rows,
+        "findings": findings,
+        "totals": result.accounting.to_dict(),
+        "counts": _summary_counts(result),
+        "verdict": result.verdict,
+        "verdict_text": result.verdict_text,
+        "exit_code": result.exit_code,
+        "summaries": {"keras": result.keras.to_dict(), "torch": result.torch.to_dict()},
+    }
+
+
+def render_json(result: Result) -> str:
+    return json.dumps(to_data(result), indent=2, sort_keys=False) + "\n"
+
+
+# --------------------------------------------------------------------------- terminal
+
+def _console(plain: bool, width: int | None, file=None):
+    from rich.console import Console
+
+    if plain:
+        return Console(file=file or io.StringIO(), width=width or 4000, no_color=True, color_system=None,
+                       highlight=False, emoji=False, soft_wrap=True, force_terminal=False)
+    return Console(file=file, highlight=False, emoji=False)
+
+
+def render_table(result: Result, *, plain: bool = True, width: int | None = None, file=None) -> str | None:
+    """The terminal report. Plain: no colour, no wrapping, returned as a string (trailing spaces stripped)."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console(plain, width, None if plain else file)
+    k, t = result.keras, result.torch
+    console.print(Text(f"ktdiff {k.source}  ↔  {t.source}", style="bold"))
+    console.print(Text(f"Keras: {k.name} ({k.class_name}), {k.framework_version} · "
+                       f"PyTorch: {t.class_name}, {t.framework_version}", style="dim"))
+    if _input_note(result):
+        console.print(Text(_input_note(result), style="dim"))
+    console.print()
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("", justify="center")
+    table.add_column("Keras layer", no_wrap=plain)
+    table.add_column("Output shape", no_wrap=True)
+    table.add_column("Params", justify="right", no_wrap=True)
+    table.add_column("PyTorch module", no_wrap=plain)
+    table.add_column("Output shape", no_wrap=True)
+    table.add_column("Params", justify="right", no_wrap=True)
+    table.add_column("Codes", no_wrap=plain)
+    for i, row in enumerate(result.rows):
+        fs = result.row_findings(i)
+        status = row_status(fs)
+        codes = Text()
+        for f in sorted(fs, key=lambda f: (category_rank(f.category), f.code)):
+            if codes:
+                codes.append(" ")
+            style = "dim strike" if f.suppressed else STYLES[f.category]
+            codes.append(f.code + ("(ignored)" if f.suppressed else ""), style=style)
+        kc, tc = _keras_cell(result, row), _torch_cell(result, row)
+        dim_row = status is None and all(f.category == "structure" for f in fs) and fs
+        table.add_row(str(i), Text(MARKS.get(status, ""), style=STYLES.get(status, "")),
+                      *kc, *tc, codes, style="dim" if dim_row else None)
+    console.print(table)
+    console.print(Text("nt = non-trainable weights (Keras); buf = buffer elements (PyTorch); "
+                       "~ bookkeeping or convention; ✗ different", style="dim"))
+    console.print()
+    _print_totals(console, result)
+    console.print()
+    _print_findings(console, result)
+    style = "bold red" if result.verdict == "different" else "bold green"
+    console.print(Text(verdict_line(result), style=style))
+    if plain:
+        text = console.file.getvalue()
+        return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+    return None
+
+
+def _print_totals(console, result: Result) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    a = result.accounting
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for name, justify in (("Totals", "left"), ("Keras", "right"), ("PyTorch", "right"),
+                          ("Keras − PyTorch", "right")):
+        table.add_column(name, justify=justify, no_wrap=True)
+    table.add_row("Parameters", f"{a.keras_total:,}", f"{a.torch_total:,}", f"{a.difference:,}")
+    table.add_row("  trainable", f"{a.keras_trainable:,}", f"{a.torch_trainable:,}",
+                  f"{a.keras_trainable - a.torch_trainable:,}")
+    table.add_row("  non-trainable / frozen", f"{a.keras_non_trainable:,}", f"{a.torch_frozen:,}",
+                  f"{a.keras_non_trainable - a.torch_frozen:,}")
+    table.add_row("Buffers (not parameters)", "—", f"{a.torch_buffers:,}", "")
+    console.print(table)
+    if a.difference == 0 and not a.explained:
+        console.print(Text("The parameter totals agree.", style="green"))
+    else:
+        parts = []
+        for e in a.explained:
+            row = result.rows[e["row"]] if e["row"] is not None else None
+            where = f" row {e['row']}" if row is not None else ""
+            parts.append(f"{e['params']:+,} {e['code']}{where}")
+        line = f"Difference {a.difference:,} = " + (" ".join(parts) if parts else "0")
+        if a.unexplained:
+            console.print(Text(line + f", and {a.unexplained:,} unexplained (UNX002).", style="bold red"))
+        else:
+            console.print(Text(line + ": accounted for to the last parameter.", style="green"))
+
+
+def _print_findings(console, result: Result) -> None:
+    from rich.text import Text
+
+    rules = {r.code: r for r in all_rules()}
+    by_code: dict[str, list[Finding]] = {}
+    for f in result.findings:
+        by_code.setdefault(f.code, []).append(f)
+    order = sorted(by_code, key=lambda c: (category_rank(rules[c].category), c))
+    if not order:
+        return
+    console.print(Text("Findings", style="bold underline"))
+    for code in order:
+        rule = rules[code]
+        items = by_code[code]
+        suppressed = all(f.suppressed for f in items)
+        style = "dim" if suppressed else STYLES[rule.category]
+        head = Text()
+        head.append(f"{MARKS.get(rule.category, '·')} {code} ", style=style + " bold" if not suppressed else style)
+        head.append(f"{rule.name} [{rule.category}]", style=style)
+        head.append(f"  {rule.title}", style="dim" if suppressed else "")
+        console.print(head)
+        for f in items:
+            line = Text("    ")
+            line.append(f"row {f.row}: " if f.row is not None else "", style="dim")
+            line.append(f.message, style="dim" if f.suppressed else "")
+            if f.suppressed:
+                line.append(f"  [suppressed: {f.suppression}]", style="dim italic")
+            console.print(line)
+    console.print(Text("Run `ktdiff explain CODE` for what a code means, why it happens and how to fix it.",
+                       style="dim"))
+    console.print()
+
+
+# --------------------------------------------------------------------------- Markdown
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def render_markdown(result: Result) -> str:
+    out = io.StringIO()
+    k, t = result.keras, result.torch
+    mark = "❌" if result.verdict == "different" else "✅"
+    out.write(f"## ktdiff: `{k.source}` ↔ `{t.source}`\n\n")
+    out.write(f"{mark} **{verdict_line(result)}**\n\n")
+    if _input_note(result):
+        out.write(f"_{_md(_input_note(result))}_\n\n")
+    out.write("| # | | Keras layer | Output shape | Params | PyTorch module | Output shape | Params | Codes |\n")
+    out.write("|---:|:-:|---|---|---:|---|---|---:|---|\n")
+    for i, row in enumerate(result.rows):
+        fs = result.row_findings(i)
+        status = row_status(fs)
+        kc, tc = _keras_cell(result, row), _torch_cell(result, row)
+        codes = " ".join(f"~~{f.code}~~" if f.suppressed else f.code for f in fs)
+        cells = [str(i), MARKS.get(status, ""), *[c.strip() for c in kc], *[c.strip() for c in tc], codes]
+        out.write("| " + " | ".join(_md(c) for c in cells) + " |\n")
+    a = result.accounting
+    out.write(f"\n**Parameters:** Keras {a.keras_total:,} ({a.keras_non_trainable:,} non-trainable), "
+              f"PyTorch {a.torch_total:,} (+{a.torch_buffers:,} buffer elements); difference {a.difference:,}, "
+              f"unexplained {a.unexplained:,}.\n\n")
+    rules = {r.code: r for r in all_rules()}
+    findings = sorted(result.findings, key=lambda f: (category_rank(f.category), f.code, f.row or 0))
+    if findings:
+        out.write("### Findings\n\n")
+        for f in findings:
+            sup = f" _(suppressed: {_md(f.suppression)})_" if f.suppressed else ""
+            row = f"row {f.row}: " if f.row is not None else ""
+            out.write(f"- **{f.code}** `{rules[f.code].name}` ({f.category}): {row}{_md(f.message)}{sup}\n")
+    return out.getvalue()
+
+
+# --------------------------------------------------------------------------- catalogue
+
+def render_rule(code: str) -> str:
+    from .rules import get_rule
+
+    r = get_rule(code)
+    assert r is not None
+    return (f"{r.code} {r.name} [{r.category}]\n{r.title}\n\n"
+            f"What: {r.what}\n\nWhy: {r.why}\n\nFix: {r.fix}\n\n"
+            f"Category {r.category}: {CATEGORIES[r.category]}.\n")
+
+
+def render_rules_table() -> str:
+    from rich import box
+    from rich.table import Table
+
+    console = _console(True, None)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for col in ("Code", "Name", "Category", "Title"):
+        table.add_column(col, no_wrap=True)
+    for r in all_rules():
+        table.add_row(r.code, r.name, r.category, r.title)
+    console.print(table)
+    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"

@@ -1,0 +1,303 @@
+"""LAY, CNV, DNS, FLT, RNN, HP: tensor layout, weight layouts, padding and hyperparameters."""
+
+from __future__ import annotations
+
+import math
+
+from ..layout import format_shape, to_channels_first
+from . import Hit, rule
+from ._text import label, num, shape, tup
+
+CONV_KINDS = ("conv", "conv_transpose", "depthwise_conv", "separable_conv")
+
+
+def _pair(ctx, row, *kinds):
+    k, t = ctx.k(row), ctx.t(row)
+    if k is None or t is None or row.keras_part != "layer":
+        return None, None
+    if kinds and k.kind not in kinds:
+        return None, None
+    return k, t
+
+
+def _weight(layer, *names):
+    for w in layer.weights:
+        if w.name in names:
+            return w
+    return None
+
+
+@rule("LAY001", "layout-nhwc-nchw", "convention", "Same tensor, channels-last in Keras and channels-first in PyTorch",
+      what="Keras shows (None, H, W, C), torch (N, C, H, W): the same tensor in two layouts. Keras shows the "
+           "batch as None, torch the batch of the forward pass.",
+      why="Keras defaults to channels_last (and the TensorFlow CPU backend cannot run channels_first "
+          "convolutions); torch convolutions are channels-first.",
+      fix="Nothing to fix in the models. Feed the port x.permute(0, 3, 1, 2) of a Keras input, and permute "
+          "weights when porting them.")
+def layout(ctx, index, row):
+    k, t = _pair(ctx, row)
+    if k is not None and ctx.shapes(row) == "layout":
+        yield Hit(f"{format_shape(k.output_shapes[0])} channels-last ≡ {format_shape(t.output_shapes[0])} "
+                  "channels-first.")
+
+
+def _keras_pads(padding, k, s, d, size):
+    if padding == "valid":
+        return 0, 0
+    if padding == "causal":
+        return d * (k - 1), 0
+    if padding == "same":
+        if size is None:
+            if s != 1:
+                return None
+            total = d * (k - 1)
+        else:
+            out = math.ceil(size / s)
+            total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+        return total // 2, total - total // 2
+    return None
+
+
+def _torch_pads(padding, k, d, i):
+    if padding == "valid":
+        return 0, 0
+    if padding == "same":
+        total = d * (k - 1)
+        return total // 2, total - total // 2
+    p = padding[i] if isinstance(padding, list) else int(padding)
+    return p, p
+
+
+def padding_check(k, t) -> tuple[bool, list[str]]:
+    """(equivalent, per-dimension descriptions) for a conv pair."""
+    hp_k, hp_t = k.hparams, t.hparams
+    sizes = k.input_shapes[0][1:-1] if k.input_shapes else []
+    same, notes = True, []
+    for i, (ks, s, d) in enumerate(zip(hp_k.get("kernel_size", []), hp_k.get("strides", []),
+                                       hp_k.get("dilation", []))):
+        size = sizes[i] if i < len(sizes) else None
+        kp = _keras_pads(hp_k.get("padding"), ks, s, d, size)
+        tp = _torch_pads(hp_t.get("padding"), ks, d, i)
+        notes.append(f"{kp[0]}/{kp[1]}" if kp else "?")
+        if kp is not None and kp != tp:
+            same = False
+            where = f" on size {size}" if size is not None else ""
+            notes[-1] = (f"dim {i}: Keras pads {kp[0]} before and {kp[1]} after (kernel {ks}, stride {s}{where}); "
+                         f"the port pads {tp[0]}/{tp[1]}")
+    return same, notes
+
+
+@rule("CNV001", "conv-weight-layout", "convention", "Convolution kernels are stored in different layouts",
+      what="Keras stores a Conv kernel as (*kernel, in/groups, out), torch as (out, in/groups, *kernel); "
+           "Conv*Transpose as (*kernel, out, in) vs (in, out/groups, *kernel); DepthwiseConv2D as "
+           "(kh, kw, in, multiplier) vs (in·multiplier, 1, kh, kw). Counts are equal.",
+      why="Each framework's convolution kernels expect their own layout.",
+      fix="Port with kernel.transpose(3, 2, 0, 1) in 2-D ((2, 1, 0) in 1-D, (4, 3, 0, 1, 2) in 3-D). Depthwise: "
+          "K.reshape(kh, kw, in·m).transpose(2, 0, 1)[:, None]; a plain transpose scrambles channels when m > 1.")
+def conv_weight_layout(ctx, index, row):
+    k, t = _pair(ctx, row, *CONV_KINDS)
+    if k is None or t.kind not in ("conv", "conv_transpose"):
+        return
+    kw, tw = _weight(k, "kernel", "depthwise_kernel"), _weight(t, "weight")
+    if kw is None or tw is None:
+        return
+    rank = len(kw.shape) - 2
+    if k.kind == "depthwise_conv":
+        kh = ", ".join(str(x) for x in kw.shape[:-2])
+        recipe = f"K.reshape({kh}, {kw.shape[-2] * kw.shape[-1]}).transpose({rank}, {', '.join(map(str, range(rank)))})[:, None]"
+    else:
+        perm = (rank + 1, rank, *range(rank))
+        recipe = f"kernel.transpose{tup(perm)}"
+    pad = ""
+    if k.kind != "separable_conv" and k.hparams.get("padding") in ("same", "valid", "causal"):
+        same, _ = padding_check(k, t)
+        tp = t.hparams.get("padding")
+        if same and k.hparams.get("padding") != tp:
+            pad = f"; padding '{k.hparams.get('padding')}' ≡ padding={tup(tp) if isinstance(tp, list) else repr(tp)}"
+    yield Hit(f"kernel {tup(kw.shape)} vs weight {tup(tw.shape)}: port with {recipe}{pad}.")
+
+
+@rule("CNV002", "conv-padding", "behaviour", "The convolution pads differently",
+      what="Keras padding='same' pads TF-style: total = max((ceil(in/s)−1)·s + (k−1)·d + 1 − in, 0), the smaller "
+           "half before. torch pads the same amount on both sides. With stride 1 and an odd kernel they agree; "
+           "with an even kernel, or stride > 1 on an even input, they do not: the output shape may even match "
+           "while the values differ. padding='causal' pads only before. A torch padding_mode other than 'zeros' "
+           "has no Keras Conv counterpart.",
+      why="torch rejects padding='same' with stride > 1 and takes one symmetric padding per dimension.",
+      fix="Pad explicitly in forward(): x = F.pad(x, (left, right, top, bottom)) with Keras's amounts, then "
+          "padding=0.")
+def conv_padding(ctx, index, row):
+    k, t = _pair(ctx, row, "conv", "depthwise_conv")
+    if k is None or t.kind != "conv":
+        return
+    mode = t.hparams.get("padding_mode", "zeros")
+    if mode != "zeros":
+        yield Hit(f"{label(t)} uses padding_mode='{mode}'; Keras convolutions pad with zeros.")
+    same, notes = padding_check(k, t)
+    if not same:
+        bad = "; ".join(n for n in notes if n.startswith("dim"))
+        yield Hit(f"padding='{k.hparams.get('padding')}' vs padding={tup(t.hparams.get('padding'))}: {bad}.")
+
+
+@rule("DNS001", "dense-weight-layout", "convention", "Dense kernels are transposed in PyTorch",
+      what="Keras stores a Dense kernel as (in, out), torch Linear's weight as (out, in). Counts are equal.",
+      why="Keras computes x @ kernel, torch x @ weight.T.",
+      fix="Port with weight = kernel.T (a reshape instead of a transpose runs silently with wrong outputs).")
+def dense_weight_layout(ctx, index, row):
+    k, t = _pair(ctx, row, "dense")
+    if k is None or t.kind != "dense":
+        return
+    kw, tw = _weight(k, "kernel"), _weight(t, "weight")
+    if kw is not None and tw is not None and len(kw.shape) == 2:
+        see = " (after the flatten permutation, FLT001)" if flatten_order(ctx, k, t) else ""
+        yield Hit(f"kernel {tup(kw.shape)} vs weight {tup(tw.shape)}: port with kernel.T{see}.")
+
+
+def flatten_order(ctx, k, t):
+    """(keras flatten, its input shape, torch input shape) when the Dense reads a channels-last flatten."""
+    if not k.inbound:
+        return None
+    f = ctx.keras_layer(k.inbound[0])
+    if f is None or f.kind != "flatten" or not f.input_shapes or len(f.input_shapes[0]) < 3:
+        return None
+    f_in = f.input_shapes[0]
+    dims = f_in[1:]
+    if f_in[-1] == 1 or math.prod(d or 1 for d in dims[:-1]) == 1:
+        return None  # (h, w, 1) or (1, 1, c): both orders agree
+    for row in ctx.rows:
+        if row.keras == f.id and row.torch is not None:
+            tf = ctx.t(row)
+            if tf.input_shapes and list(tf.input_shapes[0][1:]) == list(to_channels_first(f_in)[1:]):
+                return f, f_in, tf
+    return None
+
+
+@rule("FLT001", "flatten-order", "convention", "Flatten orders the features differently: (h, w, c) vs (c, h, w)",
+      what="A Keras Flatten of a channels-last tensor orders the features (h, w, c); torch flattens NCHW in "
+           "(c, h, w) order. Counts and shapes agree, so the Dense that follows loads kernel.T without an error "
+           "and computes something else.",
+      why="Keras's Flatten keeps (h, w, c) order even with data_format='channels_first'.",
+      fix="Port that Dense's kernel K with W = K.reshape(H, W, C, out).transpose(3, 2, 0, 1).reshape(out, C·H·W), "
+          "or flatten x.permute(0, 2, 3, 1) in the port.")
+def flatten_order_rule(ctx, index, row):
+    k, t = _pair(ctx, row, "dense")
+    if k is None or t.kind != "dense":
+        return
+    found = flatten_order(ctx, k, t)
+    if not found:
+        return
+    f, f_in, tf = found
+    spatial = [d for d in f_in[1:-1]]
+    c, out = f_in[-1], k.hparams.get("units")
+    n = math.prod(f_in[1:])
+    r = len(spatial)
+    perm = (r + 1, r, *range(r))
+    order = {1: "(l, c) vs (c, l)", 2: "(h, w, c) vs (c, h, w)", 3: "(d, h, w, c) vs (c, d, h, w)"}.get(r, "")
+    yield Hit(f"Keras {label(f)} flattens {tup(f_in[1:])} into {num(n)} features in channels-last order; "
+              f"the port's {label(tf)} flattens {tup(tf.input_shapes[0][1:])} channels-first, {order}. Port {k.name}'s kernel K "
+              f"as W = K.reshape({', '.join(map(str, spatial))}, {c}, {out}).transpose{tup(perm)}.reshape({out}, {n}).")
+
+
+RNN_GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
+
+
+@rule("RNN001", "rnn-double-bias", "bookkeeping", "PyTorch recurrent layers have two bias vectors; Keras has one",
+      what="Keras LSTM/SimpleRNN have one bias per gate (G·U); torch has b_ih and b_hh (2·G·U). LSTM: 4U(F+U+1) "
+           "vs 4U(F+U+2). Keras GRU with reset_after=True (the default) has two biases like torch: equal counts.",
+      why="cuDNN's formulation keeps separate input and recurrent biases; only their sum matters.",
+      fix="Nothing to fix. When porting: weight_ih = kernel.T, weight_hh = recurrent_kernel.T, b_ih = bias, "
+          "b_hh = 0 (LSTM gate order i, f, c/g, o agrees).")
+def rnn_double_bias(ctx, index, row):
+    k, t = _pair(ctx, row, "rnn")
+    if k is None or t.kind != "rnn":
+        return
+    cell = k.hparams.get("cell")
+    if cell != t.hparams.get("cell") or cell not in ("LSTM", "SimpleRNN") or t.hparams.get("num_layers", 1) != 1:
+        return
+    if not (k.hparams.get("use_bias") and t.hparams.get("use_bias")):
+        return
+    dirs = 2 if t.hparams.get("bidirectional") else 1
+    units = k.hparams.get("units", 0)
+    extra = RNN_GATES[cell] * units * dirs
+    if t.total_params - k.total_params == extra:
+        yield Hit(f"{label(k)} {num(k.total_params)} vs {label(t)} {num(t.total_params)}: torch's second bias "
+                  f"b_hh adds {RNN_GATES[cell]}·{units}{'·2' if dirs == 2 else ''} = {num(extra)}.", params=-extra)
+
+
+@rule("RNN002", "rnn-batch-first", "behaviour", "The PyTorch recurrent layer reads the batch as the time axis",
+      what="torch RNN/LSTM/GRU default to batch_first=False and read (T, N, F); Keras reads (N, T, F). Fed "
+           "batch-first data, the port runs over the wrong axis without an error.",
+      why="torch's default follows cuDNN's sequence-first layout.",
+      fix="Construct the torch layer with batch_first=True (or transpose the input).")
+def rnn_batch_first(ctx, index, row):
+    k, t = _pair(ctx, row, "rnn")
+    if k is None or t.kind != "rnn" or t.hparams.get("batch_first", True):
+        return
+    if k.input_shapes and t.input_shapes and len(t.input_shapes[0]) == 3 \
+            and list(t.input_shapes[0][1:]) == list(k.input_shapes[0][1:]):
+        yield Hit(f"{label(t)} has batch_first=False and receives {tup(t.input_shapes[0])}: it reads "
+                  f"{t.input_shapes[0][0]} as the time axis; Keras reads {tup(k.input_shapes[0][1:])} per sample.")
+
+
+HP_KEYS = {
+    "conv": ("filters", "kernel_size", "strides", "dilation", "groups", "use_bias"),
+    "conv_transpose": ("filters", "kernel_size", "strides", "dilation", "use_bias"),
+    "depthwise_conv": ("filters", "kernel_size", "strides", "dilation", "use_bias"),
+    "dense": ("units", "in_features", "use_bias"),
+    "pool": ("pool_type", "pool_size", "strides"),
+    "global_pool": ("pool_type",),
+    "dropout": ("rate",),
+    "embedding": ("input_dim", "output_dim"),
+    "rnn": ("cell", "units", "bidirectional", "use_bias"),
+}
+HP_NAMES = {"strides": "stride", "filters": "out channels", "units": "units/out_features"}
+
+
+@rule("HP001", "hyperparameter-differs", "behaviour", "A layer hyperparameter differs",
+      what="The paired layers differ in a hyperparameter that changes what they compute: kernel size, stride, "
+           "dilation, groups, filters/units, bias, pooling size or type, dropout rate, embedding size, "
+           "recurrent units.",
+      why="A porting slip, or a default that differs between the frameworks.",
+      fix="Make the PyTorch module's argument match the Keras layer's config.")
+def hyperparameter_differs(ctx, index, row):
+    k, t = _pair(ctx, row)
+    if k is None:
+        return
+    keys = HP_KEYS.get(k.kind, ())
+    if k.kind == "depthwise_conv" and t.kind == "conv":
+        keys = tuple(x for x in keys if x != "groups")
+    for key in keys:
+        kv, tv = k.hparams.get(key), t.hparams.get(key)
+        if kv is None or tv is None:
+            continue
+        if isinstance(kv, float) or isinstance(tv, float):
+            equal = abs(float(kv) - float(tv)) <= 1e-9
+        else:
+            equal = kv == tv
+        if equal:
+            continue
+        params = 0
+        if key == "use_bias":
+            bias = _weight(k, "bias") or _weight(t, "bias")
+            params = (bias.numel if bias else 0) * (1 if kv else -1)
+        extra = " (training only)" if key == "rate" else ""
+        yield Hit(f"{HP_NAMES.get(key, key)}: Keras {tup(kv)} vs PyTorch {tup(tv)}{extra}.", params=params)
+    if k.kind == "pool" and t.kind == "pool" and k.hparams.get("padding") == "valid":
+        tp = t.hparams.get("padding") or []
+        if any(tp) or t.hparams.get("ceil_mode"):
+            yield Hit(f"Keras padding='valid' floors; {label(t)} has padding={tup(tp)}, "
+                      f"ceil_mode={t.hparams.get('ceil_mode')}.")
+
+
+@rule("RNN003", "rnn-returns-sequences", "structure", "PyTorch returns the whole sequence where Keras returns the last step",
+      what="A Keras recurrent layer with return_sequences=False returns (N, U); a torch RNN/LSTM/GRU always "
+           "returns the sequence (N, T, U) and the final states, and forward() picks what it needs.",
+      why="torch modules return every output; Keras layers are configured to return one.",
+      fix="In forward(), take out[:, -1] (one direction) or torch.cat([h_n[-2], h_n[-1]], 1) for a "
+          "bidirectional layer (not out[:, -1]).")
+def rnn_returns_sequences(ctx, index, row):
+    k, t = _pair(ctx, row, "rnn")
+    if k is None or t.kind != "rnn" or k.hparams.get("return_sequences", True):
+        return
+    if k.output_shapes and t.output_shapes and len(k.output_shapes[0]) == 2 and len(t.output_shapes[0]) == 3:
+        yield Hit(f"{label(k)} returns {shape(k)}; {label(t)} returns {shape(t)} and its final states.")

@@ -1,0 +1,100 @@
+"""ROW: how the two models lay out their rows (input rows, containers, unmatched layers)."""
+
+from __future__ import annotations
+
+from . import Hit, rule
+from ._text import label, num, shape
+
+
+@rule("ROW001", "keras-input-row", "structure", "Keras shows the model input as a row",
+      what="A Keras Functional model lists its input as an InputLayer row (0 parameters). PyTorch has no input row.",
+      why="Keras models are graphs that start from Input tensors; a torch module receives its input as the "
+          "argument of forward().",
+      fix="Nothing to fix. ktdiff derives the PyTorch input from this row's shape unless --input-shape is given.")
+def keras_input_row(ctx, index, row):
+    k = ctx.k(row)
+    if k is not None and k.kind == "input" and row.torch is None:
+        yield Hit(f"{label(k)} {shape(k)} is the model input; PyTorch takes it as forward()'s argument.")
+
+
+@rule("ROW002", "torch-container-row", "structure", "PyTorch shows container modules as rows",
+      what="A torch module that holds other modules (the root module, an nn.Sequential, a block) appears as "
+           "a row of its own; its children's parameters are counted on their own rows.",
+      why="torch summaries follow the module tree; a Keras model's layers are flat (nested models aside).",
+      fix="Nothing to fix.")
+def torch_container_row(ctx, index, row):
+    t = ctx.t(row)
+    if t is not None and t.kind == "container" and row.keras is None and t.executed and not t.has_params:
+        yield Hit(f"{label(t)} groups modules; Keras has no row for it.")
+
+
+@rule("ROW003", "keras-only-layer", "behaviour", "A Keras layer has no counterpart in the PyTorch model",
+      what="A Keras layer has no PyTorch module or functional op in the same place.",
+      why="The port leaves the layer out, or does its work in a way ktdiff cannot see (inside another module).",
+      fix="Add the missing module (or functional call) to the port, or confirm the layer is a no-op at "
+          "inference (Dropout) and suppress this code for it.")
+def keras_only_layer(ctx, index, row):
+    k = ctx.k(row)
+    if k is None or row.torch is not None or row.keras_part != "layer" or k.kind in ("input", "activation"):
+        return
+    extra = ""
+    if k.kind == "dropout":
+        extra = " Dropout only acts in training: inference outputs are unaffected, training is not."
+    yield Hit(f"{label(k)} {shape(k)}, {num(k.total_params)} parameters, has no counterpart in the port.{extra}",
+              params=k.total_params)
+
+
+@rule("ROW004", "torch-only-module", "behaviour", "A PyTorch module has no counterpart in the Keras model",
+      what="A PyTorch module or functional op (or a container's own parameters) has no Keras layer in the "
+           "same place.",
+      why="The port adds a layer the Keras model does not have, or keeps parameters directly on a container.",
+      fix="Remove the extra module from the port, or add the matching layer to the Keras model.")
+def torch_only_module(ctx, index, row):
+    t = ctx.t(row)
+    if t is None or row.keras is not None or not t.executed or t.kind == "activation":
+        return
+    if t.kind == "container":
+        if t.has_params:
+            names = ", ".join(w.name for w in t.weights)
+            yield Hit(f"{label(t)} holds {num(t.total_params)} parameters of its own ({names}) that no Keras "
+                      "layer matches.", params=-t.total_params)
+        return
+    if _shape_only(t):
+        return
+    extra = " Dropout only acts in training." if t.kind == "dropout" else ""
+    yield Hit(f"{label(t)} {shape(t)}, {num(t.total_params)} parameters, has no counterpart in the Keras "
+              f"model.{extra}", params=-t.total_params)
+
+
+def _shape_only(t) -> bool:
+    """A torch flatten/identity that only drops singleton dimensions: no effect on the values."""
+    if t.kind == "identity":
+        return True
+    if t.kind in ("flatten", "reshape") and t.input_shapes and t.output_shapes:
+        inp, out = t.input_shapes[0], t.output_shapes[0]
+        return [d for d in inp[1:] if d != 1] == [d for d in out[1:] if d != 1]
+    return False
+
+
+@rule("ROW005", "torch-module-unused", "bookkeeping", "A PyTorch module is never called by forward()",
+      what="A module is registered (its parameters count in the totals) but forward() never calls it.",
+      why="Often a leftover attribute, or a layer the port forgot to call. torchinfo counts such parameters "
+          "on the parent row.",
+      fix="Call the module in forward(), or delete it so that the parameter counts agree.")
+def torch_module_unused(ctx, index, row):
+    t = ctx.t(row)
+    if t is not None and not t.executed and row.keras is None:
+        yield Hit(f"{label(t)} holds {num(t.total_params)} parameters but forward() never calls it.",
+                  params=-t.total_params)
+
+
+@rule("ROW006", "torch-shape-only-op", "structure", "A PyTorch reshape that Keras does in the layer before",
+      what="A torch Flatten/Identity that only drops singleton dimensions, e.g. the Flatten after "
+           "AdaptiveAvgPool2d(1) (N, C, 1, 1) -> (N, C). Keras's GlobalAveragePooling2D returns (N, C) itself.",
+      why="The values and their order are unchanged; only the row structure differs.",
+      fix="Nothing to fix.")
+def torch_shape_only(ctx, index, row):
+    t = ctx.t(row)
+    if t is not None and row.keras is None and t.executed and t.kind not in ("container", "activation") \
+            and _shape_only(t):
+        yield Hit(f"{label(t)} {shape(t, 'input')} -> {shape(t)} only drops singleton dimensions.")

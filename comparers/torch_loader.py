@@ -1,0 +1,676 @@
+"""PyTorch side: a module spec -> ModelSummary.
+
+The walk runs one forward pass in ``eval()`` mode under ``no_grad`` with global
+module hooks (execution order, shapes) and a ``TorchFunctionMode`` that records
+the functional ops a container's ``forward`` calls between its modules
+(``F.relu``, ``torch.flatten``, ``x.softmax(...)``): forward hooks never see
+those, and a missing or extra activation is exactly what a port gets wrong.
+Parameters and buffers are read from the modules themselves. Runs in the torch
+worker process only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import json
+import math
+import os
+import re
+import sys
+from typing import Any
+
+from .errors import KtdiffError
+from .summary import Buffer, InputSpec, Layer, ModelSummary, Weight, compute_totals
+
+SPEC_FORMS = "package.module:Name or path/to/file.py:Name"
+SUPPRESSION = re.compile(r"ktdiff:\s*ignore\[([A-Za-z0-9_, ]+)\]\s*(.*)")
+
+
+# --------------------------------------------------------------------------- the user's object
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    target, sep, name = spec.rpartition(":")
+    if not sep or not target or not name or not re.fullmatch(r"[A-Za-z_][\w.]*", name):
+        raise KtdiffError(f"bad PyTorch module spec {spec!r}: expected {SPEC_FORMS}",
+                          "e.g. mypkg.models:Net or models/port.py:Net (Name: an nn.Module subclass, "
+                          "a factory function or a module instance).")
+    return target, name
+
+
+def import_target(target: str):
+    """Import the user's module from a dotted name or a .py path."""
+    if target.endswith(".py") or os.sep in target or "/" in target:
+        path = os.path.abspath(target)
+        if not os.path.isfile(path):
+            raise KtdiffError(f"PyTorch module file not found: {target}",
+                              f"check the path; the spec form is {SPEC_FORMS}.")
+        folder = os.path.dirname(path)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)  # sibling imports work as in `python file.py`
+        modname = "ktdiff_user_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
+        spec = importlib.util.spec_from_file_location(modname, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[modname] = module
+        runner = lambda: spec.loader.exec_module(module)  # noqa: E731
+    else:
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())  # as `python -m` would
+        module = None
+        runner = lambda: importlib.import_module(target)  # noqa: E731
+    try:
+        result = runner()
+    except KtdiffError:
+        raise
+    except ModuleNotFoundError as exc:
+        if exc.name == target or (exc.name and target.startswith(exc.name + ".")) and module is None:
+            raise KtdiffError(f"no Python module named {target!r}",
+                              "run ktdiff from the directory that contains the package, set PYTHONPATH, "
+                              f"or pass a file path ({SPEC_FORMS}).") from None
+        raise _user_error(f"importing {target} failed", exc,
+                          "fix the import in your module or install what it needs.") from None
+    except BaseException as exc:  # noqa: BLE001 - the user's module raised while importing
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise _user_error(f"importing {target} failed", exc, "fix the error in your module.") from None
+    return module if module is not None else result
+
+
+def _user_error(what: str, exc: BaseException, hint: str) -> KtdiffError:
+    import traceback
+
+    text = str(exc).strip().splitlines()
+    where = ""
+    tb = traceback.extract_tb(exc.__traceback__)
+    if tb:
+        frame = tb[-1]
+        where = f" ({os.path.basename(frame.filename)}:{frame.lineno})"
+    detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return KtdiffError(f"{what}: {type(exc).__name__}: {text[0] if text else ''}{where}".rstrip(": "),
+                       hint, detail)
+
+
+def build_module(spec: str, kwargs: dict[str, Any] | None = None):
+    import torch.nn as nn
+
+    target, name = parse_spec(spec)
+    module = import_target(target)
+    obj = module
+    for part in name.split("."):
+        if not hasattr(obj, part):
+            found = [k for k, v in vars(module).items()
+                     if not k.startswith("_") and (isinstance(v, nn.Module) or
+                                                   (inspect.isclass(v) and issubclass(v, nn.Module)
+                                                    and v.__module__ == getattr(module, "__name__", None)))]
+            hint = ("it defines: " + ", ".join(sorted(found)) + "." if found
+                    else "check the name after the colon.")
+            raise KtdiffError(f"{target} has no attribute {name!r}", hint)
+        obj = getattr(obj, part)
+    kwargs = kwargs or {}
+    if isinstance(obj, nn.Module):
+        if kwargs:
+            raise KtdiffError(f"{spec} is a module instance; --torch-kwargs applies to a class or a factory",
+                              "drop --torch-kwargs, or point the spec at the class.")
+        return obj, type(obj)
+    if not callable(obj):
+        raise KtdiffError(f"{spec} is a {type(obj).__name__}, not an nn.Module subclass, factory or instance",
+                          f"point the spec at the model ({SPEC_FORMS}).")
+    is_class = inspect.isclass(obj)
+    if is_class and not issubclass(obj, nn.Module):
+        raise KtdiffError(f"{spec} is the class {obj.__name__}, which is not an nn.Module subclass",
+                          "point the spec at the model class.")
+    try:
+        inspect.signature(obj).bind(**kwargs)
+    except TypeError as exc:
+        missing = _required_params(obj, kwargs)
+        what = "needs arguments: " + ", ".join(missing) if missing else f"does not accept these arguments ({exc})"
+        example = json.dumps({m: "..." for m in missing} or kwargs)
+        raise KtdiffError(f"{name}() {what}",
+                          f"pass them as JSON with --torch-kwargs '{example}'.") from None
+    except ValueError:
+        pass  # no signature (a builtin): just try it
+    try:
+        built = obj(**kwargs)
+    except Exception as exc:  # noqa: BLE001
+        raise _user_error(f"{name}(**{kwargs}) raised" if kwargs else f"{name}() raised", exc,
+                          "fix the constructor, or pass its arguments with --torch-kwargs '{...}'.") from None
+    if not isinstance(built, nn.Module):
+        raise KtdiffError(f"{name}() returned a {type(built).__name__}, not an nn.Module",
+                          "point the spec at a function that returns the model.")
+    return built, obj
+
+
+def _required_params(obj, kwargs) -> list[str]:
+    try:
+        params = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params
+            if p.default is inspect.Parameter.empty and p.name not in kwargs
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def find_suppressions(*objs) -> dict[str, str]:
+    """`ktdiff: ignore[CODE, ...] reason` comments in the class or factory source."""
+    found: dict[str, str] = {}
+    for obj in objs:
+        try:
+            source = inspect.getsource(obj)
+        except (OSError, TypeError):
+            continue
+        for match in SUPPRESSION.finditer(source):
+            reason = match.group(2).strip().strip('"').strip()
+            for code in match.group(1).split(","):
+                if code.strip():
+                    found[code.strip().upper()] = reason
+    return found
+
+
+def load_weights(model, path: str, unsafe: bool = False) -> None:
+    import pickle
+
+    import torch
+
+    if not os.path.isfile(path):
+        raise KtdiffError(f"PyTorch weights file not found: {path}", "check the --torch-weights path.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=not unsafe)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise KtdiffError(f"{path} holds pickled objects that torch.load(weights_only=True) refuses ({first[:120]})",
+                          "save a plain state_dict (torch.save(model.state_dict(), path)), or, if you "
+                          "trust the file, pass --unsafe-torch-load.") from None
+    except Exception as exc:  # noqa: BLE001
+        raise KtdiffError(f"cannot read {path} as a PyTorch file: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                          "pass a file written by torch.save(model.state_dict(), path).") from None
+    if isinstance(state, torch.nn.Module):
+        state = state.state_dict()
+    if isinstance(state, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if isinstance(state.get(key), dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise KtdiffError(f"{path} is not a state_dict (a dict of tensors)",
+                          "save it with torch.save(model.state_dict(), path).")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()]
+        raise KtdiffError(f"{path} does not fit the module: " + ("; ".join(lines)[:400] or str(exc)[:400]),
+                          "pass the weights saved from this same module class (and --torch-kwargs).") from None
+
+
+# --------------------------------------------------------------------------- inputs
+
+FIRST_LAYER_CHANNELS_FIRST = ("conv", "conv_transpose", "batchnorm", "pool", "global_pool", "upsample", "pad",
+                              "groupnorm")
+
+
+def derive_inputs(model, keras_inputs: list[dict], shapes: list[list[int]] | None,
+                  dtype: str | None) -> tuple[list[list[int]], list[str], str]:
+    """The torch input shapes and dtypes, and a sentence saying where they came from."""
+    if shapes:
+        dtypes = [dtype or (keras_inputs[i]["dtype"] if i < len(keras_inputs) else "float32")
+                  for i in range(len(shapes))]
+        return [list(s) for s in shapes], [_torch_dtype_name(d) for d in dtypes], "given with --input-shape"
+    if not keras_inputs:
+        raise KtdiffError("cannot infer the PyTorch input: the Keras model declares no input shape",
+                          "pass it with --input-shape, e.g. --input-shape 1,3,224,224.")
+    first_kind = None
+    for mod in model.modules():
+        if not any(True for _ in mod.children()):
+            kind = module_kind(mod)
+            if kind not in ("activation", "dropout", "identity", "flatten", "other") or any(
+                    True for _ in mod.parameters(recurse=False)):
+                first_kind = kind
+                break
+    channels_first = first_kind in FIRST_LAYER_CHANNELS_FIRST
+    out_shapes, out_dtypes, notes = [], [], []
+    for spec in keras_inputs:
+        shape = list(spec["shape"])
+        if any(d is None for d in shape[1:]):
+            raise KtdiffError(f"cannot infer the PyTorch input: the Keras input {spec['name']} has unknown "
+                              f"dimensions {tuple(shape)}", "pass it with --input-shape, e.g. --input-shape 1,3,64,64.")
+        shape = [1] + [int(d) for d in shape[1:]]
+        keras_shape = "(" + ", ".join("None" if d is None else str(d) for d in spec["shape"]) + ")"
+        if channels_first and len(shape) >= 3:
+            shape = [shape[0], shape[-1]] + shape[1:-1]
+            notes.append(f"Keras input {keras_shape} moved channels-last to channels-first")
+        else:
+            notes.append(f"Keras input {keras_shape} with batch 1")
+        out_shapes.append(shape)
+        out_dtypes.append(_torch_dtype_name(spec["dtype"]))
+    return out_shapes, out_dtypes, "derived from the " + "; ".join(notes)
+
+
+def _torch_dtype_name(dtype: str) -> str:
+    d = str(dtype).replace("torch.", "")
+    if d.startswith(("int", "uint")):
+        return "int64"  # token ids: torch embeddings want long tensors
+    if d == "bool":
+        return "bool"
+    return d if d in ("float16", "bfloat16", "float64") else "float32"
+
+
+def _make_input(shape: list[int], dtype: str):
+    import torch
+
+    if dtype == "int64":
+        return torch.zeros(shape, dtype=torch.long)
+    if dtype == "bool":
+        return torch.ones(shape, dtype=torch.bool)
+    gen = torch.Generator().manual_seed(0)
+    return torch.rand(shape, generator=gen, dtype=getattr(torch, dtype))
+
+
+# --------------------------------------------------------------------------- module vocabulary
+
+ACTIVATION_MODULES = {
+    "ReLU": "relu", "ReLU6": "relu6", "LeakyReLU": "leaky_relu", "GELU": "gelu", "Sigmoid": "sigmoid",
+    "Tanh": "tanh", "Softmax": "softmax", "LogSoftmax": "log_softmax", "SiLU": "silu", "ELU": "elu",
+    "SELU": "selu", "Softplus": "softplus", "Hardsigmoid": "hard_sigmoid", "Hardswish": "hard_silu",
+    "Mish": "mish", "PReLU": "prelu", "Softsign": "softsign", "Hardtanh": "hard_tanh", "Threshold": "threshold",
+}
+
+
+def module_kind(mod) -> str:
+    cls = type(mod).__name__
+    if cls in ACTIVATION_MODULES:
+        return "activation"
+    if re.fullmatch(r"Conv[123]d", cls):
+        return "conv"
+    if re.fullmatch(r"ConvTranspose[123]d", cls):
+        return "conv_transpose"
+    if cls in ("Linear", "LazyLinear"):
+        return "dense"
+    if re.fullmatch(r"(Lazy)?BatchNorm[123]d|SyncBatchNorm", cls):
+        return "batchnorm"
+    if cls in ("LayerNorm", "RMSNorm"):
+        return "layernorm"
+    if cls == "GroupNorm":
+        return "groupnorm"
+    if cls in ("Embedding", "EmbeddingBag"):
+        return "embedding"
+    if cls in ("LSTM", "GRU", "RNN"):
+        return "rnn"
+    if cls == "MultiheadAttention":
+        return "attention"
+    if cls == "Flatten":
+        return "flatten"
+    if cls == "Unflatten":
+        return "reshape"
+    if "Dropout" in cls:
+        return "dropout"
+    if re.fullmatch(r"Adaptive(Avg|Max)Pool[123]d", cls):
+        size = mod.output_size
+        sizes = size if isinstance(size, (tuple, list)) else [size]
+        return "global_pool" if all(s == 1 for s in sizes) else "pool"
+    if re.fullmatch(r"(Max|Avg|LP)Pool[123]d", cls):
+        return "pool"
+    if cls in ("Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d"):
+        return "upsample"
+    if re.fullmatch(r"(Zero|Constant|Reflection|Replication|Circular)Pad[123]d", cls):
+        return "pad"
+    if cls == "Identity":
+        return "identity"
+    return "other"
+
+
+def _ints(value, rank: int) -> list[int]:
+    if isinstance(value, (tuple, list)):
+        return [int(v) for v in value]
+    return [int(value)] * rank
+
+
+def module_hparams(mod, kind: str) -> dict[str, Any]:
+    cls = type(mod).__name__
+    if kind in ("conv", "conv_transpose"):
+        rank = len(mod.kernel_size)
+        padding = mod.padding if isinstance(mod.padding, str) else _ints(mod.padding, rank)
+        hp = dict(rank=rank, filters=mod.out_channels, in_channels=mod.in_channels,
+                  kernel_size=_ints(mod.kernel_size, rank), strides=_ints(mod.stride, rank), padding=padding,
+                  padding_mode=mod.padding_mode, dilation=_ints(mod.dilation, rank), groups=mod.groups,
+                  use_bias=mod.bias is not None, data_format="channels_first")
+        if kind == "conv_transpose":
+            hp["output_padding"] = _ints(mod.output_padding, rank)
+        return hp
+    if kind == "dense":
+        return dict(units=mod.out_features, in_features=mod.in_features, use_bias=mod.bias is not None)
+    if kind == "batchnorm":
+        p = mod.momentum
+        return dict(axis=1, epsilon=float(mod.eps), momentum=p,
+                    moving_average_decay=None if p is None else round(1.0 - float(p), 12),
+                    center=mod.bias is not None, scale=mod.weight is not None,
+                    track_running_stats=bool(mod.track_running_stats), num_features=mod.num_features)
+    if kind == "layernorm":
+        eps = getattr(mod, "eps", None)
+        return dict(epsilon=None if eps is None else float(eps), normalized_shape=list(mod.normalized_shape),
+                    center=getattr(mod, "bias", None) is not None, scale=getattr(mod, "weight", None) is not None,
+                    rms=cls == "RMSNorm")
+    if kind == "groupnorm":
+        return dict(epsilon=float(mod.eps), groups=mod.num_groups, center=mod.affine, scale=mod.affine)
+    if kind == "activation":
+        hp: dict[str, Any] = {"activation": ACTIVATION_MODULES[cls]}
+        if cls == "GELU" and getattr(mod, "approximate", "none") == "tanh":
+            hp["activation"] = "gelu_tanh"
+        if cls == "LeakyReLU":
+            hp["negative_slope"] = float(mod.negative_slope)
+        if cls in ("Softmax", "LogSoftmax"):
+            hp["axis"] = mod.dim
+        if cls == "ELU":
+            hp["alpha"] = float(mod.alpha)
+        return hp
+    if kind == "dropout":
+        return {"rate": float(mod.p)}
+    if kind == "flatten":
+        return {"start_dim": mod.start_dim, "end_dim": mod.end_dim}
+    if kind == "pool":
+        rank = int(cls[-2]) if cls[-2].isdigit() else 2
+        if cls.startswith("Adaptive"):
+            return {"pool_type": "max" if "Max" in cls else "avg", "rank": rank,
+                    "output_size": _ints(mod.output_size, rank)}
+        stride = mod.stride if mod.stride is not None else mod.kernel_size
+        hp = {"pool_type": "max" if "Max" in cls else "avg", "rank": rank,
+              "pool_size": _ints(mod.kernel_size, rank), "strides": _ints(stride, rank),
+              "padding": _ints(mod.padding, rank), "ceil_mode": bool(mod.ceil_mode)}
+        if hasattr(mod, "count_include_pad"):
+            hp["count_include_pad"] = bool(mod.count_include_pad)
+        return hp
+    if kind == "global_pool":
+        return {"pool_type": "max" if "Max" in cls else "avg", "keepdims": True}
+    if kind == "embedding":
+        return {"input_dim": mod.num_embeddings, "output_dim": mod.embedding_dim, "padding_idx": mod.padding_idx}
+    if kind == "rnn":
+        return {"cell": {"RNN": "SimpleRNN"}.get(cls, cls), "units": mod.hidden_size, "num_layers": mod.num_layers,
+                "bidirectional": bool(mod.bidirectional), "use_bias": bool(mod.bias),
+                "batch_first": bool(mod.batch_first)}
+    if kind == "attention":
+        return {"embed_dim": mod.embed_dim, "num_heads": mod.num_heads, "batch_first": bool(mod.batch_first)}
+    return {}
+
+
+# Functional ops that a container's forward may call between modules.
+FUNCTION_KINDS: dict[str, tuple[str, str | None]] = {
+    # name: (kind, activation)
+    "relu": ("activation", "relu"), "relu_": ("activation", "relu"), "relu6": ("activation", "relu6"),
+    "leaky_relu": ("activation", "leaky_relu"), "leaky_relu_": ("activation", "leaky_relu"),
+    "gelu": ("activation", "gelu"), "sigmoid": ("activation", "sigmoid"), "tanh": ("activation", "tanh"),
+    "softmax": ("activation", "softmax"), "log_softmax": ("activation", "log_softmax"),
+    "silu": ("activation", "silu"), "elu": ("activation", "elu"), "selu": ("activation", "selu"),
+    "softplus": ("activation", "softplus"), "hardswish": ("activation", "hard_silu"),
+    "hardsigmoid": ("activation", "hard_sigmoid"), "mish": ("activation", "mish"),
+    "flatten": ("flatten", None), "dropout": ("dropout", None), "dropout2d": ("dropout", None),
+    "max_pool1d": ("pool", None), "max_pool2d": ("pool", None), "max_pool3d": ("pool", None),
+    "avg_pool1d": ("pool", None), "avg_pool2d": ("pool", None), "avg_pool3d": ("pool", None),
+    "adaptive_avg_pool1d": ("pool", None), "adaptive_avg_pool2d": ("pool", None),
+    "adaptive_max_pool2d": ("pool", None), "interpolate": ("upsample", None), "pad": ("pad", None),
+    "cat": ("merge", None), "concat": ("merge", None), "add": ("merge", None), "__add__": ("merge", None),
+    "permute": ("permute", None), "transpose": ("permute", None),
+    "view": ("reshape", None), "reshape": ("reshape", None),
+}
+
+
+def _function_name(func) -> str:
+    return getattr(func, "__name__", None) or str(func)
+
+
+# --------------------------------------------------------------------------- the walk
+
+def _tensor_shapes(obj) -> list[list[int]]:
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return [list(obj.shape)]
+    if isinstance(obj, (list, tuple)):
+        return [s for item in obj for s in _tensor_shapes(item)]
+    if isinstance(obj, dict):
+        return [s for item in obj.values() for s in _tensor_shapes(item)]
+    return []
+
+
+def _is_opaque_leaf(mod) -> bool:
+    return not any(True for _ in mod.children()) or type(mod).__name__ in ("MultiheadAttention",)
+
+
+class _Recorder:
+    """Module calls and functional ops of one forward pass, in execution order."""
+
+    def __init__(self, model):
+        self.model = model
+        self.paths = {id(m): p for p, m in model.named_modules()}
+        self.stack: list = []          # modules being executed
+        self.rows: list[Layer] = []
+        self.calls: dict[int, int] = {}
+        self.containers_seen: set[int] = set()
+        self.function_counts: dict[str, int] = {}
+        self.pending: dict[int, list[Layer]] = {}
+
+    # hooks
+    def pre_hook(self, mod, args, kwargs=None):
+        inside_leaf = any(_is_opaque_leaf(m) for m in self.stack)
+        self.stack.append(mod)
+        if inside_leaf or id(mod) not in self.paths:
+            return
+        path = self.paths[id(mod)]
+        parent = self._parent_path(path)
+        if _is_opaque_leaf(mod):
+            n = self.calls.get(id(mod), 0) + 1
+            self.calls[id(mod)] = n
+            row = _module_row(mod, path, parent, first_call=n == 1)
+            row.call_index = n if n > 1 or self._is_shared(mod) else 0
+            row.input_shapes = _tensor_shapes(args)
+            self.rows.append(row)
+            self.pending.setdefault(id(mod), []).append(row)
+        elif id(mod) not in self.containers_seen:
+            self.containers_seen.add(id(mod))
+            self.rows.append(_container_row(mod, path, parent))
+
+    def hook(self, mod, args, output):
+        if self.stack:
+            self.stack.pop()
+        rows = self.pending.get(id(mod))
+        if rows:
+            row = rows.pop()
+            row.output_shapes = _tensor_shapes(output)
+
+    def _is_shared(self, mod) -> bool:
+        return False
+
+    def _parent_path(self, path: str) -> str | None:
+        if not path:
+            return None
+        return path.rpartition(".")[0]
+
+    def record_function(self, func, args, kwargs, result):
+        if any(_is_opaque_leaf(m) for m in self.stack):
+            return
+        name = _function_name(func)
+        if name not in FUNCTION_KINDS:
+            return
+        kind, activation = FUNCTION_KINDS[name]
+        out_shapes = _tensor_shapes(result)
+        in_shapes = _tensor_shapes(args[:1]) if args else []
+        if kind == "merge" and name in ("add", "__add__"):
+            # only tensor + tensor of the same shape is a merge (residual); x + 1 is not a layer
+            tensors = _tensor_shapes(list(args[:2]))
+            if len(tensors) < 2 or tensors[0] != tensors[1]:
+                return
+        if kind == "reshape" and in_shapes and out_shapes:
+            # x.view(x.size(0), -1) on a >=3-D tensor is a flatten
+            if len(out_shapes[0]) == 2 and len(in_shapes[0]) >= 3 and out_shapes[0][0] == in_shapes[0][0]:
+                kind = "flatten"
+            else:
+                return
+        if kind == "permute" and name == "transpose" and in_shapes and len(in_shapes[0]) < 3:
+            return
+        owner = self.paths.get(id(self.stack[-1]), "") if self.stack else ""
+        count = self.function_counts.get(name, 0) + 1
+        self.function_counts[name] = count
+        prefix = (owner + ".") if owner else ""
+        label = "F." + name if activation or kind in ("pool", "dropout", "upsample", "pad") else name
+        hp: dict[str, Any] = {}
+        if activation:
+            hp["activation"] = activation
+            if name in ("softmax", "log_softmax"):
+                dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+                hp["axis"] = dim
+            if name.startswith("leaky_relu"):
+                hp["negative_slope"] = float(kwargs.get("negative_slope", args[1] if len(args) > 1 else 0.01))
+            if name == "gelu" and kwargs.get("approximate", "none") == "tanh":
+                hp["activation"] = "gelu_tanh"
+        if kind == "pool" and name.startswith("adaptive") and out_shapes and all(d == 1 for d in out_shapes[0][2:]):
+            kind = "global_pool"
+            hp.update(pool_type="avg" if "avg" in name else "max", keepdims=True)
+        elif kind == "pool":
+            hp["pool_type"] = "avg" if "avg" in name else "max"
+        if kind == "dropout":
+            p = kwargs.get("p", args[1] if len(args) > 1 and isinstance(args[1], float) else 0.5)
+            hp["rate"] = float(p)
+        row = Layer(id=f"{prefix}{label}#{count}", name=f"{label}", type=label, kind=kind, origin="function",
+                    depth=owner.count(".") + 1 if owner else 1, parent=owner,
+                    output_shapes=out_shapes, input_shapes=in_shapes, hparams=hp)
+        self.rows.append(row)
+
+
+def _own_tensors(mod, recurse: bool) -> tuple[list[Weight], list[Buffer]]:
+    weights = [Weight(name=n, shape=list(p.shape), numel=p.numel(), trainable=bool(p.requires_grad),
+                      dtype=str(p.dtype).replace("torch.", ""))
+               for n, p in mod.named_parameters(recurse=recurse)]
+    buffers = []
+    for sub_path, sub in (mod.named_modules() if recurse else [("", mod)]):
+        non_persistent = getattr(sub, "_non_persistent_buffers_set", set())
+        for n, b in sub.named_buffers(recurse=False):
+            buffers.append(Buffer(name=f"{sub_path}.{n}" if sub_path else n, shape=list(b.shape), numel=b.numel(),
+                                  dtype=str(b.dtype).replace("torch.", ""), persistent=n not in non_persistent))
+    return weights, buffers
+
+
+def _row(mod, path: str, parent: str | None, kind: str, origin: str, weights, buffers) -> Layer:
+    return Layer(
+        id=path, name=path or type(mod).__name__, type=type(mod).__name__, kind=kind, origin=origin,
+        depth=path.count(".") + 1 if path else 0, parent=parent,
+        trainable_params=sum(w.numel for w in weights if w.trainable),
+        non_trainable_params=sum(w.numel for w in weights if not w.trainable),
+        weights=weights, buffers=buffers, hparams=module_hparams(mod, kind) if origin == "module" else {},
+    )
+
+
+def _module_row(mod, path: str, parent: str | None, first_call: bool) -> Layer:
+    """A leaf module call; a shared module's parameters count on its first call only."""
+    weights, buffers = _own_tensors(mod, recurse=True) if first_call else ([], [])
+    return _row(mod, path, parent, module_kind(mod), "module", weights, buffers)
+
+
+def _container_row(mod, path: str, parent: str | None) -> Layer:
+    """A container; its own direct parameters and buffers (an nn.Parameter on the root) count here."""
+    weights, buffers = _own_tensors(mod, recurse=False)
+    return _row(mod, path, parent, "container", "container", weights, buffers)
+
+
+def walk(model, inputs: list) -> tuple[list[Layer], list[list[int]], list[str]]:
+    """Run one forward pass; return the rows, the output shapes and notes."""
+    import torch
+    from torch.nn.modules import module as module_mod
+    from torch.overrides import TorchFunctionMode
+
+    recorder = _Recorder(model)
+
+    class _Mode(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            result = func(*args, **kwargs)
+            try:
+                recorder.record_function(func, args, kwargs, result)
+            except Exception:  # noqa: BLE001 - recording must never break the user's forward
+                pass
+            return result
+
+    shared = {id(m) for m in _shared_modules(model)}
+    recorder._is_shared = lambda mod: id(mod) in shared  # noqa: SLF001
+    notes: list[str] = []
+    before = {n: b.detach().clone() for n, b in model.named_buffers()}
+    handles = [module_mod.register_module_forward_pre_hook(recorder.pre_hook),
+               module_mod.register_module_forward_hook(recorder.hook)]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), _Mode():
+            output = model(*inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    changed = []
+    for name, buf in model.named_buffers():
+        old = before.get(name)
+        if old is not None and (old.shape != buf.shape or not torch.equal(old, buf)):
+            changed.append(name)
+            with torch.no_grad():
+                buf.copy_(old)
+    if changed:
+        notes.append("the forward pass changed buffers " + ", ".join(changed[:5]) +
+                     ("..." if len(changed) > 5 else "") + " in eval() mode; ktdiff restored them")
+    rows = recorder.rows
+    # modules never called by forward: their parameters still count
+    called = {r.id for r in rows}
+    for path, mod in model.named_modules():
+        if path in called:
+            continue
+        leaf = _is_opaque_leaf(mod)
+        inside_leaf = any(path.startswith(p + ".") for p, m in model.named_modules() if p and _is_opaque_leaf(m)
+                          and p != path)
+        if inside_leaf:
+            continue
+        if leaf:
+            row = _module_row(mod, path, recorder._parent_path(path), first_call=True)  # noqa: SLF001
+        else:
+            row = _container_row(mod, path, recorder._parent_path(path))  # noqa: SLF001
+            if not row.has_params and not row.buffers:
+                continue
+        row.executed = False
+        rows.append(row)
+    return rows, _tensor_shapes(output), notes
+
+
+def _shared_modules(model) -> list:
+    counts: dict[int, int] = {}
+    mods = {}
+    for _, mod in model.named_modules(remove_duplicate=False):
+        counts[id(mod)] = counts.get(id(mod), 0) + 1
+        mods[id(mod)] = mod
+    return [mods[i] for i, c in counts.items() if c > 1]
+
+
+def load_torch_summary(spec: str, *, kwargs: dict | None = None, weights: str | None = None,
+                       keras_inputs: list[dict] | None = None, input_shapes: list[list[int]] | None = None,
+                       input_dtype: str | None = None, unsafe: bool = False) -> ModelSummary:
+    import torch
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    model, factory = build_module(spec, kwargs)
+    if weights:
+        load_weights(model, weights, unsafe=unsafe)
+    shapes, dtypes, how = derive_inputs(model, keras_inputs or [], input_shapes, input_dtype)
+    tensors = [_make_input(s, d) for s, d in zip(shapes, dtypes)]
+    described = ", ".join(f"({', '.join(map(str, s))}) {d}" for s, d in zip(shapes, dtypes))
+    try:
+        rows, outputs, notes = walk(model, tensors)
+    except Exception as exc:  # noqa: BLE001 - the user's forward failed
+        raise _user_error(f"the forward pass of {spec} failed on input {described} ({how})", exc,
+                          "pass the PyTorch input shape with --input-shape N,C,H,W (and --input-dtype).") from None
+    summary = ModelSummary(
+        framework="torch", source=spec, name=type(model).__name__, class_name=type(model).__name__,
+        layout="channels_first", framework_version=f"torch {torch.__version__}",
+        inputs=[InputSpec(f"input_{i}" if len(shapes) > 1 else "input", s, d)
+                for i, (s, d) in enumerate(zip(shapes, dtypes))],
+        output_shapes=outputs, layers=rows,
+        suppressions=find_suppressions(type(model), factory) if factory is not type(model) else find_suppressions(factory),
+        notes=[f"input {described}: {how}"] + notes,
+    )
+    summary.totals = compute_totals(rows)
+    expected = sum(p.numel() for p in model.parameters())
+    if summary.totals.total != expected:  # never silently lose a parameter
+        summary.notes.append(f"row parameters ({summary.totals.total}) differ from model.parameters() ({expected})")
+    return summary
