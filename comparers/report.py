@@ -252,22 +252,49 @@ def _print_totals(console, result: Result) -> None:
                   f"{a.keras_non_trainable - a.torch_frozen:,}")
     table.add_row("Buffers (not parameters)", "—", f"{a.torch_buffers:,}", "")
     console.print(table)
+    for line, style in _accounting_lines(result):
+        console.print(Text(line, style=style))
+
+
+def _accounting_lines(result: Result) -> list[tuple[str, str]]:
+    """Where the parameter difference, Keras's non-trainable weights and torch's buffers come from."""
+    a = result.accounting
+    lines: list[tuple[str, str]] = []
     if a.difference == 0 and not a.explained:
-        console.print(Text("The parameter totals agree.", style="green"))
+        lines.append(("The parameter totals agree.", "green"))
     else:
         parts = []
         for e in a.explained:
             row = result.rows[e["row"]] if e["row"] is not None else None
-            where = f" row {e['row']}" if row is not None else ""
-            parts.append(f"{e['params']:+,} {e['code']}{where}")
-        line = f"Difference {a.difference:,} = " + (" ".join(parts) if parts else "0")
+            where = ""
+            if row is not None:
+                where = f" (row {e['row']}: {row.keras or '—'} ↔ {row.torch if row.torch is not None else '—'})"
+            parts.append(f"{e['code']} {e['params']:+,}{where}")
+        line = f"Keras − PyTorch = {a.difference:,}" + (" = " + ", ".join(parts) if parts else "")
         if a.unexplained:
-            console.print(Text(line + f", and {a.unexplained:,} unexplained (UNX002).", style="bold red"))
+            lines.append((line + f"; {a.unexplained:,} unexplained (UNX002).", "bold red"))
         else:
-            console.print(Text(line + ": accounted for to the last parameter.", style="green"))
+            lines.append((line + ": accounted for to the last parameter.", "green"))
+    stats = running = nbt = 0
+    for f in result.active():
+        if f.code == "NRM001":
+            stats += f.params
+            t = result.torch.layer(f.torch)
+            running += sum(b.numel for b in t.buffers if b.name.endswith(("running_mean", "running_var")))
+            nbt += sum(b.numel for b in t.buffers if b.name.endswith("num_batches_tracked"))
+    if stats:
+        rest = a.keras_non_trainable - stats
+        lines.append((f"Keras's {a.keras_non_trainable:,} non-trainable: {stats:,} BatchNorm moving mean/variance "
+                      f"(NRM001)" + (f" + {rest:,} other" if rest else "") + "; "
+                      f"PyTorch's {a.torch_buffers:,} buffer elements: {running:,} running_mean/running_var"
+                      + (f" + {nbt:,} num_batches_tracked" if nbt else "")
+                      + (f" + {a.torch_buffers - running - nbt:,} other" if a.torch_buffers - running - nbt else "")
+                      + ".", "dim"))
+    return lines
 
 
 def _print_findings(console, result: Result) -> None:
+    from rich.padding import Padding
     from rich.text import Text
 
     rules = {r.code: r for r in all_rules()}
@@ -289,12 +316,12 @@ def _print_findings(console, result: Result) -> None:
         head.append(f"  {rule.title}", style="dim" if suppressed else "")
         console.print(head)
         for f in items:
-            line = Text("    ")
+            line = Text()
             line.append(f"row {f.row}: " if f.row is not None else "", style="dim")
             line.append(f.message, style="dim" if f.suppressed else "")
             if f.suppressed:
                 line.append(f"  [suppressed: {f.suppression}]", style="dim italic")
-            console.print(line)
+            console.print(Padding(line, (0, 0, 0, 4)))
     console.print(Text("Run `ktdiff explain CODE` for what a code means, why it happens and how to fix it.",
                        style="dim"))
     console.print()
