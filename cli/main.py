@@ -174,8 +174,7 @@ def compare(
 ) -> None:
     """Compare KERAS_MODEL with TORCH_MODULE: a side-by-side table, every difference explained.
 
-    Exit code 0: equivalent (bookkeeping and conventions only); 1: a behavioural or
-    unexplained difference; 2: ktdiff could not compare (bad input, load error).
+    Exit code 0: equivalent (bookkeeping and conventions only); 1: a behavioural or unexplained difference; 2: ktdiff could not compare (bad input, load error).
     """
     from ktdiff.comparers.errors import KtdiffError
 

@@ -416,6 +416,16 @@ def _function_name(func) -> str:
     return getattr(func, "__name__", None) or str(func)
 
 
+def _function_label(func, name: str) -> str:
+    """F.relu, torch.softmax or x.view, as the user wrote it."""
+    module = getattr(func, "__module__", None) or ""
+    if "Tensor" in (getattr(func, "__qualname__", "") or "") or module.startswith("torch._tensor"):
+        return f"x.{name}"
+    if module.startswith("torch.nn.functional"):
+        return f"F.{name}"
+    return f"torch.{name}"
+
+
 # --------------------------------------------------------------------------- the walk
 
 def _tensor_shapes(obj) -> list[list[int]]:
@@ -459,7 +469,7 @@ class _Recorder:
             n = self.calls.get(id(mod), 0) + 1
             self.calls[id(mod)] = n
             row = _module_row(mod, path, parent, first_call=n == 1)
-            row.call_index = n if n > 1 or self._is_shared(mod) else 0
+            row.call_index = n
             row.input_shapes = _tensor_shapes(args)
             self.rows.append(row)
             self.pending.setdefault(id(mod), []).append(row)
@@ -474,9 +484,6 @@ class _Recorder:
         if rows:
             row = rows.pop()
             row.output_shapes = _tensor_shapes(output)
-
-    def _is_shared(self, mod) -> bool:
-        return False
 
     def _parent_path(self, path: str) -> str | None:
         if not path:
@@ -509,7 +516,7 @@ class _Recorder:
         count = self.function_counts.get(name, 0) + 1
         self.function_counts[name] = count
         prefix = (owner + ".") if owner else ""
-        label = "F." + name if activation or kind in ("pool", "dropout", "upsample", "pad") else name
+        label = _function_label(func, name)
         hp: dict[str, Any] = {}
         if activation:
             hp["activation"] = activation
@@ -587,8 +594,6 @@ def walk(model, inputs: list) -> tuple[list[Layer], list[list[int]], list[str]]:
                 pass
             return result
 
-    shared = {id(m) for m in _shared_modules(model)}
-    recorder._is_shared = lambda mod: id(mod) in shared  # noqa: SLF001
     notes: list[str] = []
     before = {n: b.detach().clone() for n, b in model.named_buffers()}
     handles = [module_mod.register_module_forward_pre_hook(recorder.pre_hook),
@@ -613,6 +618,13 @@ def walk(model, inputs: list) -> tuple[list[Layer], list[list[int]], list[str]]:
         notes.append("the forward pass changed buffers " + ", ".join(changed[:5]) +
                      ("..." if len(changed) > 5 else "") + " in eval() mode; ktdiff restored them")
     rows = recorder.rows
+    calls: dict[str, int] = {}
+    for row in rows:
+        if row.origin == "module":
+            calls[row.id] = calls.get(row.id, 0) + 1
+    for row in rows:  # call_index numbers the calls of a shared module; 0 for a module called once
+        if row.origin == "module" and calls[row.id] == 1:
+            row.call_index = 0
     # modules never called by forward: their parameters still count
     called = {r.id for r in rows}
     for path, mod in model.named_modules():
@@ -632,15 +644,6 @@ def walk(model, inputs: list) -> tuple[list[Layer], list[list[int]], list[str]]:
         row.executed = False
         rows.append(row)
     return rows, _tensor_shapes(output), notes
-
-
-def _shared_modules(model) -> list:
-    counts: dict[int, int] = {}
-    mods = {}
-    for _, mod in model.named_modules(remove_duplicate=False):
-        counts[id(mod)] = counts.get(id(mod), 0) + 1
-        mods[id(mod)] = mod
-    return [mods[i] for i, c in counts.items() if c > 1]
 
 
 def load_torch_summary(spec: str, *, kwargs: dict | None = None, weights: str | None = None,
