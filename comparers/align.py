@@ -94,11 +94,13 @@ def _score(k: _Entry, t: _Entry) -> float:
         if shapes in ("equal", "layout"):
             score += 1.0
         return score
-    score = 20.0
+    # A parameter-bearing pair that agrees in shape and count is worth far more than one that
+    # does not, so that a wrong pairing never beats two right ones.
+    score = 6.0
     if shapes in ("equal", "layout"):
-        score += 3.0
+        score += 10.0
     if kl.trainable_params == tl.trainable_params:
-        score += 2.0
+        score += 9.0
     return score
 
 
@@ -118,7 +120,7 @@ def _align(ks: list[_Entry], ts: list[_Entry]) -> list[tuple[_Entry | None, _Ent
             # ties: prefer a pair, then keeping Keras order first
             if diag >= up and diag >= left and diag != NEG:
                 best[i][j], move[i][j] = diag, 0
-            elif up >= left:
+            elif up > left:  # ties: torch-only first in the traceback, so Keras-only comes first
                 best[i][j], move[i][j] = up, 1
             else:
                 best[i][j], move[i][j] = left, 2
@@ -139,10 +141,34 @@ def _align(ks: list[_Entry], ts: list[_Entry]) -> list[tuple[_Entry | None, _Ent
     return out
 
 
+FULL_MATCH = 25.0  # a parameter-bearing pair with equal shapes and equal trainable counts
+
+
+def _repair_crossings(pairs: list[tuple[_Entry | None, _Entry | None]]) -> list[tuple[_Entry | None, _Entry | None]]:
+    """Pair parameter-bearing layers that a sequence alignment cannot: the same layer in another order.
+
+    A Keras graph lists a residual block's shortcut convolution where it was defined, while the
+    port may call it last; an alignment keeps one order, so such a layer would show as missing on
+    one side and extra on the other. When exactly one unmatched torch entry fully matches an
+    unmatched Keras entry (same family, shapes, trainable count), they are one layer: pair them.
+    """
+    keras_only = [i for i, (k, t) in enumerate(pairs) if t is None and k.kind not in PARAMETER_FREE_KINDS]
+    torch_only = [j for j, (k, t) in enumerate(pairs) if k is None and t.kind not in PARAMETER_FREE_KINDS]
+    taken: set[int] = set()
+    for i in keras_only:
+        k = pairs[i][0]
+        fits = [j for j in torch_only if j not in taken and _score(k, pairs[j][1]) >= FULL_MATCH]
+        rivals = [x for x in keras_only if x != i and fits and _score(pairs[x][0], pairs[fits[0]][1]) >= FULL_MATCH]
+        if len(fits) == 1 and not rivals:
+            pairs[i] = (k, pairs[fits[0]][1])
+            taken.add(fits[0])
+    return [p for j, p in enumerate(pairs) if j not in taken]
+
+
 def align(keras: ModelSummary, torch: ModelSummary) -> list[Row]:
     k_entries, k_structure = _keras_entries(keras)
     t_entries, t_structure = _torch_entries(torch)
-    pairs = _align(k_entries, t_entries)
+    pairs = _repair_crossings(_align(k_entries, t_entries))
 
     rows: list[Row] = []
     k_pending = list(k_structure)
