@@ -16,16 +16,20 @@ def compare_shapes(keras_shapes: list[Shape], torch_shapes: list[Shape]) -> str:
     """'equal', 'layout' (equal once NHWC is read as NCHW), 'different' or 'unknown'.
 
     The batch dimension is ignored: Keras shows None, torch the batch of the forward pass.
+    Singleton dimensions are too: GlobalAveragePooling2D's (N, C) holds the same values as
+    AdaptiveAvgPool2d(1)'s (N, C, 1, 1).
     """
     if not keras_shapes or not torch_shapes:
         return "unknown"
     result = "equal"
     for k, t in zip(keras_shapes, torch_shapes):
         k_rest, t_rest = list(k[1:]), list(t[1:])
-        if len(k) != len(t):
-            return "different"
         if k_rest == t_rest:
             continue
+        if len(k) != len(t):
+            if None not in k_rest and [d for d in k_rest if d != 1] == [d for d in t_rest if d != 1]:
+                continue
+            return "different"
         if list(to_channels_first(k)[1:]) == t_rest:
             result = "layout"
             continue

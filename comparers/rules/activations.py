@@ -8,6 +8,12 @@ from . import Hit, rule
 from ._text import fmt_float, label
 
 DEFAULT_SLOPE = {"leaky_relu": 0.2}  # keras.activations.leaky_relu, as a string activation
+CELL_KINDS = ("rnn",)  # their `activation` acts inside the cell, as in torch's LSTM/GRU/RNN: not a fused activation
+
+
+def layer_activation(layer) -> str | None:
+    """The activation a Keras layer applies to its output, besides its own computation."""
+    return None if layer.kind in CELL_KINDS else fused_activation(layer)
 
 
 def keras_activation(ctx, row) -> tuple[str | None, dict]:
@@ -16,7 +22,9 @@ def keras_activation(ctx, row) -> tuple[str | None, dict]:
     if k is None:
         return None, {}
     if row.keras_part == "activation":
-        name = fused_activation(k)
+        name = layer_activation(k)
+        if name is None:
+            return None, {}
         hp = {"activation": name, "axis": -1}
         if name in DEFAULT_SLOPE:
             hp["negative_slope"] = DEFAULT_SLOPE[name]
@@ -42,7 +50,7 @@ def activation_fused(ctx, index, row):
         return
     k, t = ctx.k(row), ctx.t(row)
     name, _ = keras_activation(ctx, row)
-    if t.hparams.get("activation") == name:
+    if name is not None and t.hparams.get("activation") == name and not list(_differences(ctx, row)):
         yield Hit(f"{_where(row, k)}; the port applies it as {label(t)}: same computation.")
 
 
@@ -77,17 +85,25 @@ def activation_missing(ctx, index, row):
       fix="Remove the activation from the port, or add it to the Keras layer (activation='...').")
 def activation_extra(ctx, index, row):
     t = ctx.t(row)
-    if t is not None and t.kind == "activation" and row.keras is None and t.executed:
-        before = ctx.neighbour_torch(index, -1)
-        after_k = ""
-        for prev in reversed(ctx.rows[:index]):
-            k = ctx.k(prev)
-            if k is not None:
-                after_k = f" (after Keras {label(k)}, which applies none)" if not fused_activation(k) else ""
-                break
-        where = f" after {label(before)}" if before is not None else ""
-        yield Hit(f"{label(t)} applies {t.hparams.get('activation')}{where}; the Keras model has no activation "
-                  f"there{after_k}.")
+    if t is None or t.kind != "activation" or not t.executed:
+        return
+    # unpaired, or paired with the cell activation of a recurrent layer, which acts inside the cell
+    if row.keras is not None and (row.keras_part != "activation" or keras_activation(ctx, row)[0] is not None):
+        return
+    before = ctx.neighbour_torch(index, -1)
+    after_k = ""
+    for prev in reversed(ctx.rows[:index + 1]):
+        k = ctx.k(prev)
+        if k is not None:
+            if k.kind in CELL_KINDS:
+                after_k = (f" (Keras {label(k)}'s activation='{k.hparams.get('activation')}' acts inside the "
+                           "recurrent cell, as it does in torch)")
+            elif not layer_activation(k):
+                after_k = f" (after Keras {label(k)}, which applies none)"
+            break
+    where = f" after {label(before)}" if before is not None else ""
+    yield Hit(f"{label(t)} applies {t.hparams.get('activation')}{where}; the Keras model has no activation "
+              f"there{after_k}.")
 
 
 def _axis_index(axis, rank: int, implicit: bool = False):
@@ -106,6 +122,12 @@ def _axis_index(axis, rank: int, implicit: bool = False):
       fix="Set the argument explicitly on the PyTorch side: nn.LeakyReLU(0.3), nn.GELU(approximate='tanh'), "
           "nn.Softmax(dim=1).")
 def activation_differs(ctx, index, row):
+    for message in _differences(ctx, row):
+        yield Hit(message)
+
+
+def _differences(ctx, row):
+    """How the port's activation on a row differs from the Keras one (nothing when they agree)."""
     name, khp = keras_activation(ctx, row)
     t = ctx.t(row)
     if name is None or t is None or t.kind != "activation":
@@ -113,12 +135,12 @@ def activation_differs(ctx, index, row):
     tname = t.hparams.get("activation")
     k = ctx.k(row)
     if tname != name:
-        yield Hit(f"{_where(row, k)}; the port applies {tname} ({label(t)}).")
+        yield f"{_where(row, k)}; the port applies {tname} ({label(t)})."
         return
     if name == "leaky_relu":
         ks, ts = khp.get("negative_slope"), t.hparams.get("negative_slope")
         if ks is not None and ts is not None and abs(ks - ts) > 1e-9:
-            yield Hit(f"{label(k)} uses negative_slope={fmt_float(ks)}; {label(t)} uses {fmt_float(ts)}.")
+            yield f"{label(k)} uses negative_slope={fmt_float(ks)}; {label(t)} uses {fmt_float(ts)}."
     if name in ("softmax", "log_softmax") and k.output_shapes and t.output_shapes:
         k_shape, t_shape = k.output_shapes[0], t.output_shapes[0]
         relation = compare_shapes([k_shape], [t_shape])
@@ -127,8 +149,8 @@ def activation_differs(ctx, index, row):
         if relation == "layout" and ki is not None:
             ki = 1 if ki == len(k_shape) - 1 else (ki + 1 if ki > 0 else 0)
         if ki is not None and ti is not None and ki != ti:
-            yield Hit(f"{label(k)} normalises over axis {khp.get('axis', -1)} of {tuple(k_shape)}; {label(t)} over "
-                      f"dim {t.hparams.get('axis')} of {tuple(t_shape)}, another axis.")
+            yield (f"{label(k)} normalises over axis {khp.get('axis', -1)} of {tuple(k_shape)}; {label(t)} over "
+                   f"dim {t.hparams.get('axis')} of {tuple(t_shape)}, another axis.")
 
 
 @rule("ACT005", "softmax-head-missing", "behaviour", "Keras ends in a softmax; the port outputs logits",

@@ -167,8 +167,9 @@ def flatten_order(ctx, k, t):
     for row in ctx.rows:
         if row.keras == f.id and row.torch is not None:
             tf = ctx.t(row)
-            if tf.input_shapes and list(tf.input_shapes[0][1:]) == list(to_channels_first(f_in)[1:]):
-                return f, f_in, tf
+            if tf.input_shapes and list(tf.input_shapes[0][1:]) == list(to_channels_first(f_in)[1:]) \
+                    and tf.output_shapes and f.output_shapes and tf.output_shapes[0][1:] == f.output_shapes[0][1:]:
+                return f, f_in, tf  # both flatten the same tensor into the same features, in another order
     return None
 
 
@@ -251,6 +252,9 @@ HP_KEYS = {
     "rnn": ("cell", "units", "bidirectional", "use_bias"),
 }
 HP_NAMES = {"strides": "stride", "filters": "out channels", "units": "units/out_features"}
+# Hyperparameters that size the weights: a difference in one accounts for the row's parameter difference.
+HP_SIZES = frozenset({"filters", "kernel_size", "groups", "units", "in_features", "input_dim", "output_dim",
+                      "cell", "bidirectional"})
 
 
 @rule("HP001", "hyperparameter-differs", "behaviour", "A layer hyperparameter differs",
@@ -266,6 +270,7 @@ def hyperparameter_differs(ctx, index, row):
     keys = HP_KEYS.get(k.kind, ())
     if k.kind == "depthwise_conv" and t.kind == "conv":
         keys = tuple(x for x in keys if x != "groups")
+    differing = []
     for key in keys:
         kv, tv = k.hparams.get(key), t.hparams.get(key)
         if kv is None or tv is None:
@@ -274,12 +279,20 @@ def hyperparameter_differs(ctx, index, row):
             equal = abs(float(kv) - float(tv)) <= 1e-9
         else:
             equal = kv == tv
-        if equal:
-            continue
-        params = 0
+        if not equal:
+            differing.append((key, kv, tv))
+    bias_params = 0
+    for key, kv, tv in differing:
         if key == "use_bias":
             bias = _weight(k, "bias") or _weight(t, "bias")
-            params = (bias.numel if bias else 0) * (1 if kv else -1)
+            bias_params = (bias.numel if bias else 0) * (1 if kv else -1)
+    size_key = next((key for key, _, _ in differing if key in HP_SIZES), None)
+    for key, kv, tv in differing:
+        params = 0
+        if key == "use_bias":
+            params = bias_params
+        elif key == size_key:  # the rest of the row's difference comes from the weights' sizes
+            params = ctx.keras_delta(row) - ctx.torch_delta(row) - bias_params
         extra = " (training only)" if key == "rate" else ""
         yield Hit(f"{HP_NAMES.get(key, key)}: Keras {tup(kv)} vs PyTorch {tup(tv)}{extra}.", params=params)
     if k.kind == "pool" and t.kind == "pool" and k.hparams.get("padding") == "valid":
