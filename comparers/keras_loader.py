@@ -377,6 +377,9 @@ def _hparams(cls: str, kind: str, cfg: dict, weights: list[Weight]) -> dict[str,
         hp["data_format"] = cfg.get("data_format") or "channels_last"
     elif kind == "flatten":
         hp["data_format"] = cfg.get("data_format") or "channels_last"
+    elif kind == "pad":
+        hp.update(padding=_pad_pairs(cfg.get("padding", 1), int(cls[-2]) if cls[-2].isdigit() else 2),
+                  mode="constant", value=0.0)
     elif kind == "embedding":
         hp.update(input_dim=int(cfg.get("input_dim", 0)), output_dim=int(cfg.get("output_dim", 0)),
                   mask_zero=bool(cfg.get("mask_zero", False)))
@@ -389,6 +392,15 @@ def _hparams(cls: str, kind: str, cfg: dict, weights: list[Weight]) -> dict[str,
         if "reset_after" in inner:
             hp["reset_after"] = bool(inner["reset_after"])
     return hp
+
+
+def _pad_pairs(padding: Any, rank: int) -> list[list[int]]:
+    """ZeroPadding's padding -> [[before, after], ...] per spatial dimension."""
+    if isinstance(padding, int):
+        return [[padding, padding]] * rank
+    if rank == 1 and len(padding) == 2 and all(isinstance(p, int) for p in padding):
+        return [[int(padding[0]), int(padding[1])]]
+    return [[int(p), int(p)] if isinstance(p, int) else [int(p[0]), int(p[1])] for p in padding]
 
 
 def _activation_layer(cls: str, cfg: dict) -> dict[str, Any]:

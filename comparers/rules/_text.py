@@ -33,3 +33,8 @@ def fmt_float(value) -> str:
     if value is None:
         return "None"
     return f"{value:g}"
+
+
+def pads(pairs) -> str:
+    """[[1, 1], [0, 1]] -> '1/1, 0/1' (before/after per spatial dimension)."""
+    return ", ".join(f"{b}/{a}" for b, a in pairs)

@@ -6,7 +6,7 @@ import math
 
 from ..layout import format_shape, to_channels_first
 from . import Hit, rule
-from ._text import label, num, shape, tup
+from ._text import label, num, pads, shape, tup
 
 CONV_KINDS = ("conv", "conv_transpose", "depthwise_conv", "separable_conv")
 
@@ -68,16 +68,26 @@ def _torch_pads(padding, k, d, i):
     return p, p
 
 
-def padding_check(k, t) -> tuple[bool, list[str]]:
-    """(equivalent, per-dimension descriptions) for a conv pair."""
+def padding_check(k, t, k_pad=None, t_pad=None) -> tuple[bool, list[str]]:
+    """(equivalent, per-dimension descriptions) for a conv pair.
+
+    k_pad / t_pad: a separate zero-padding row that feeds the conv (Keras ZeroPadding2D before a
+    'valid' conv, torch F.pad / nn.ZeroPad2d before padding=0); its amounts count as the conv's.
+    """
     hp_k, hp_t = k.hparams, t.hparams
     sizes = k.input_shapes[0][1:-1] if k.input_shapes else []
+    extra_k = k_pad.hparams.get("padding") if k_pad is not None else None
+    extra_t = t_pad.hparams.get("padding") if t_pad is not None else None
     same, notes = True, []
     for i, (ks, s, d) in enumerate(zip(hp_k.get("kernel_size", []), hp_k.get("strides", []),
                                        hp_k.get("dilation", []))):
         size = sizes[i] if i < len(sizes) else None
         kp = _keras_pads(hp_k.get("padding"), ks, s, d, size)
         tp = _torch_pads(hp_t.get("padding"), ks, d, i)
+        if kp is not None and extra_k and i < len(extra_k):
+            kp = (kp[0] + extra_k[i][0], kp[1] + extra_k[i][1])
+        if extra_t and i < len(extra_t):
+            tp = (tp[0] + extra_t[i][0], tp[1] + extra_t[i][1])
         notes.append(f"{kp[0]}/{kp[1]}" if kp else "?")
         if kp is not None and kp != tp:
             same = False
@@ -85,6 +95,58 @@ def padding_check(k, t) -> tuple[bool, list[str]]:
             notes[-1] = (f"dim {i}: Keras pads {kp[0]} before and {kp[1]} after (kernel {ks}, stride {s}{where}); "
                          f"the port pads {tp[0]}/{tp[1]}")
     return same, notes
+
+
+def _zero_pad(layer) -> bool:
+    return (layer is not None and layer.kind == "pad" and bool(layer.hparams.get("padding"))
+            and layer.hparams.get("mode", "constant") == "constant" and not layer.hparams.get("value"))
+
+
+def keras_pad_before(ctx, k):
+    """The Keras ZeroPadding layer that feeds conv k, if any."""
+    p = ctx.keras_layer(k.inbound[0]) if k.inbound else None
+    return p if _zero_pad(p) else None
+
+
+def torch_pad_before(ctx, index, t):
+    """The torch zero pad (F.pad, nn.ZeroPad2d) run just before conv t on the same tensor, if any."""
+    p = ctx.neighbour_torch(index, -1)
+    if _zero_pad(p) and p.output_shapes and t.input_shapes and p.output_shapes[0] == t.input_shapes[0]:
+        return p
+    return None
+
+
+def conv_padding_equivalent(ctx, index, row) -> tuple[bool, list[str]] | None:
+    """padding_check for a conv row, separate zero pads included; None when the row is not a conv pair."""
+    k, t = _pair(ctx, row, "conv", "depthwise_conv")
+    if k is None or t.kind != "conv":
+        return None
+    return padding_check(k, t, keras_pad_before(ctx, k), torch_pad_before(ctx, index, t))
+
+
+def absorbed_pad(ctx, index, row) -> str | None:
+    """For an unpaired zero-pad row: how the other side pads inside the conv it feeds, or None."""
+    k, t = ctx.k(row), ctx.t(row)
+    if k is not None and row.torch is None and _zero_pad(k):
+        for j, other in enumerate(ctx.rows):
+            ck = ctx.k(other)
+            if ck is not None and other.keras_part == "layer" and ck.inbound[:1] == [k.id]:
+                ok = conv_padding_equivalent(ctx, j, other)
+                if ok and ok[0]:
+                    tc = ctx.t(other)
+                    return (f"{label(k)} pads {pads(k.hparams['padding'])} (before/after per dimension) before {label(ck)}; the port pads "
+                            f"inside {label(tc)} (padding={tup(tc.hparams.get('padding'))}): same values.")
+    if t is not None and row.keras is None and _zero_pad(t):
+        j = index + 1
+        while j < len(ctx.rows) and ctx.rows[j].torch is None:
+            j += 1
+        if j < len(ctx.rows):
+            ok = conv_padding_equivalent(ctx, j, ctx.rows[j])
+            if ok and ok[0]:
+                ck = ctx.k(ctx.rows[j])
+                return (f"{label(t)} pads {pads(t.hparams['padding'])} (before/after per dimension) before the conv; Keras pads "
+                        f"inside {label(ck)} (padding='{ck.hparams.get('padding')}'): same values.")
+    return None
 
 
 @rule("CNV001", "conv-weight-layout", "convention", "Convolution kernels are stored in different layouts",
@@ -109,11 +171,11 @@ def conv_weight_layout(ctx, index, row):
         perm = (rank + 1, rank, *range(rank))
         recipe = f"kernel.transpose{tup(perm)}"
     pad = ""
-    if k.kind != "separable_conv" and k.hparams.get("padding") in ("same", "valid", "causal"):
-        same, _ = padding_check(k, t)
-        tp = t.hparams.get("padding")
-        if same and k.hparams.get("padding") != tp:
-            pad = f"; padding '{k.hparams.get('padding')}' ≡ padding={tup(tp) if isinstance(tp, list) else repr(tp)}"
+    check = conv_padding_equivalent(ctx, index, row)
+    tp = t.hparams.get("padding")
+    if check and check[0] and k.hparams.get("padding") != tp and not keras_pad_before(ctx, k) \
+            and not torch_pad_before(ctx, index, t):
+        pad = f"; padding '{k.hparams.get('padding')}' ≡ padding={tup(tp) if isinstance(tp, list) else repr(tp)}"
     yield Hit(f"kernel {tup(kw.shape)} vs weight {tup(tw.shape)}: port with {recipe}{pad}.")
 
 
@@ -133,7 +195,7 @@ def conv_padding(ctx, index, row):
     mode = t.hparams.get("padding_mode", "zeros")
     if mode != "zeros":
         yield Hit(f"{label(t)} uses padding_mode='{mode}'; Keras convolutions pad with zeros.")
-    same, notes = padding_check(k, t)
+    same, notes = conv_padding_equivalent(ctx, index, row)
     if not same:
         bad = "; ".join(n for n in notes if n.startswith("dim"))
         yield Hit(f"padding='{k.hparams.get('padding')}' vs padding={tup(t.hparams.get('padding'))}: {bad}.")

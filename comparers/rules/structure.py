@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import Hit, rule
 from ._text import label, num, shape
+from .layers import absorbed_pad
 
 
 @rule("ROW001", "keras-input-row", "structure", "Keras shows the model input as a row",
@@ -37,6 +38,8 @@ def keras_only_layer(ctx, index, row):
     k = ctx.k(row)
     if k is None or row.torch is not None or row.keras_part != "layer" or k.kind in ("input", "activation"):
         return
+    if absorbed_pad(ctx, index, row):
+        return  # ROW007
     extra = ""
     if k.kind == "dropout":
         extra = " Dropout only acts in training: inference outputs are unaffected, training is not."
@@ -59,8 +62,8 @@ def torch_only_module(ctx, index, row):
             yield Hit(f"{label(t)} holds {num(t.total_params)} parameters of its own ({names}) that no Keras "
                       "layer matches.", params=-t.total_params)
         return
-    if _shape_only(t):
-        return
+    if _shape_only(t) or absorbed_pad(ctx, index, row):
+        return  # ROW006, ROW007
     extra = " Dropout only acts in training." if t.kind == "dropout" else ""
     yield Hit(f"{label(t)} {shape(t)}, {num(t.total_params)} parameters, has no counterpart in the Keras "
               f"model.{extra}", params=-t.total_params)
@@ -98,3 +101,17 @@ def torch_shape_only(ctx, index, row):
     if t is not None and row.keras is None and t.executed and t.kind not in ("container", "activation") \
             and _shape_only(t):
         yield Hit(f"{label(t)} {shape(t, 'input')} -> {shape(t)} only drops singleton dimensions.")
+
+
+@rule("ROW007", "padding-as-separate-op", "structure", "One side pads in a layer of its own, the other inside the conv",
+      what="A zero-padding layer (Keras ZeroPadding2D, torch F.pad or nn.ZeroPad2d) feeds a convolution whose "
+           "counterpart pads by the same amounts itself: ZeroPadding2D(1) + Conv2D(padding='valid') against "
+           "Conv2d(padding=1), or Conv2D(padding='same', strides=2) against F.pad(x, (0, 1, 0, 1)) + Conv2d(padding=0).",
+      why="Keras applications pad explicitly before strided 'valid' convolutions; torch pads inside the conv, "
+          "except where TF-style asymmetric 'same' padding has to be reproduced with F.pad.",
+      fix="Nothing to fix: the convolution sees the same padded input. ktdiff counts the separate padding as the "
+          "conv's when it checks CNV002.")
+def padding_as_separate_op(ctx, index, row):
+    how = absorbed_pad(ctx, index, row)
+    if how:
+        yield Hit(how)
