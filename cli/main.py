@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -53,8 +54,9 @@ def _parse_shapes(values: list[str]) -> list[list[int]] | None:
         return None
     shapes = []
     for value in values:
+        parts = re.split(r"[,x]", value.replace(" ", "").strip("()[]").rstrip(","))  # 1,3,64,64 or 1x3x64x64
         try:
-            shape = [int(x) for x in value.replace("x", ",").replace(" ", "").strip("()[]").split(",") if x]
+            shape = [int(x) for x in parts]
         except ValueError:
             shape = []
         if not shape or any(d <= 0 for d in shape):
@@ -98,8 +100,11 @@ def _codes(values: list[str]) -> list[str]:
 def _check_output(path: str, inputs: list[str]) -> None:
     real = os.path.realpath(path)
     for item in inputs:
-        if item and os.path.exists(item) and os.path.realpath(item) == real:
+        if item and os.path.exists(item) and (os.path.realpath(item) == real or
+                                              (os.path.exists(path) and os.path.samefile(item, path))):
             raise UsageError(f"-o {path} is one of the input files", "write the report to another file.")
+    if os.path.isdir(path):
+        raise UsageError(f"cannot write {path}: it is a directory", "give a file name, e.g. -o report.txt.")
     folder = os.path.dirname(real) or "."
     if not os.path.isdir(folder):
         raise UsageError(f"cannot write {path}: folder {folder} does not exist", "create it or pick another path.")
@@ -181,6 +186,8 @@ def compare(
     try:
         if fmt not in ("table", "json", "markdown", "md"):
             raise UsageError(f"unknown --format {fmt!r}", "use table, json or markdown.")
+        if not timeout > 0:
+            raise UsageError(f"bad --timeout {timeout:g}", "give a number of seconds above 0, e.g. --timeout 600.")
         if input_dtype and input_dtype not in ("float32", "float16", "bfloat16", "float64", "int64", "int32", "bool"):
             raise UsageError(f"unknown --input-dtype {input_dtype!r}", "use float32, float16, bfloat16, float64, "
                                                                        "int64 or bool.")
@@ -188,6 +195,9 @@ def compare(
             torch_file = torch_module.rpartition(":")[0]
             _check_output(output, [keras_model, torch_file, torch_weights or ""])
         from ktdiff.comparers.pipeline import CompareOptions, compare as run_compare
+        from ktdiff.comparers.torch_loader import check_spec
+
+        check_spec(torch_module)  # a typo in the spec fails now, not after the Keras model has loaded
 
         options = CompareOptions(
             keras_path=keras_model, torch_spec=torch_module, torch_kwargs=_parse_kwargs(torch_kwargs),
@@ -214,7 +224,10 @@ def compare(
         report.render_table(result, plain=False)
         text = None
     if output:
-        write_atomic(output, text)
+        try:
+            write_atomic(output, text)
+        except OSError as exc:
+            fail(UsageError(f"cannot write {output}: {exc.strerror or exc}", "pick another path with -o."), debug)
         sys.stderr.write(f"ktdiff: wrote {output}; {report.verdict_line(result)}\n")
     elif text is not None:
         sys.stdout.write(text)
@@ -250,7 +263,23 @@ def explain(code: str = typer.Argument(..., metavar="CODE", help="A rule code (N
 
 
 def main() -> None:
-    app()
+    """The console script: a usage mistake (a missing argument, an unknown option) is one line too."""
+    try:
+        code = app(prog_name="ktdiff", standalone_mode=False)
+    except typer.TyperException as exc:  # click's UsageError and friends
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `ktdiff` alone: the help (rich has printed it)
+            if exc.format_message().strip():
+                exc.show()
+            sys.exit(EXIT_ERROR)
+        message = " ".join(exc.format_message().split()).rstrip(".")
+        where = ctx.command_path if ctx is not None else "ktdiff"
+        sys.stderr.write(f"ktdiff: error: {message} — see `{where} --help`.\n")
+        sys.exit(EXIT_ERROR)
+    except typer.Abort:
+        sys.stderr.write("ktdiff: interrupted\n")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -39,9 +39,21 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return target, name
 
 
+def check_spec(spec: str) -> None:
+    """The spec's form and, for a .py path, that the file exists: no import, so the CLI checks it first."""
+    target, _ = parse_spec(spec)
+    if _is_file_target(target) and not os.path.isfile(target):
+        raise KtdiffError(f"PyTorch module file not found: {target}",
+                          f"check the path; the spec form is {SPEC_FORMS}.")
+
+
+def _is_file_target(target: str) -> bool:
+    return target.endswith(".py") or os.sep in target or "/" in target
+
+
 def import_target(target: str):
     """Import the user's module from a dotted name or a .py path."""
-    if target.endswith(".py") or os.sep in target or "/" in target:
+    if _is_file_target(target):
         path = os.path.abspath(target)
         if not os.path.isfile(path):
             raise KtdiffError(f"PyTorch module file not found: {target}",
@@ -81,14 +93,25 @@ def _user_error(what: str, exc: BaseException, hint: str) -> KtdiffError:
     import traceback
 
     text = str(exc).strip().splitlines()
-    where = ""
-    tb = traceback.extract_tb(exc.__traceback__)
-    if tb:
-        frame = tb[-1]
-        where = f" ({os.path.basename(frame.filename)}:{frame.lineno})"
+    frame = None if isinstance(exc, SyntaxError) else _user_frame(traceback.extract_tb(exc.__traceback__))
+    where = f" ({os.path.basename(frame.filename)}:{frame.lineno})" if frame else ""  # a SyntaxError names its own
     detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return KtdiffError(f"{what}: {type(exc).__name__}: {text[0] if text else ''}{where}".rstrip(": "),
                        hint, detail)
+
+
+def _user_frame(frames):
+    """The innermost frame in the user's code: not ktdiff's, torch's, the standard library's or importlib's."""
+    import sysconfig
+
+    skip = [os.path.dirname(os.path.abspath(__file__)), sysconfig.get_paths()["stdlib"]]
+    if "torch" in sys.modules:
+        skip.append(os.path.dirname(sys.modules["torch"].__file__))
+    for frame in reversed(frames):
+        path = os.path.abspath(frame.filename)
+        if not frame.filename.startswith("<") and not any(path.startswith(d + os.sep) for d in skip):
+            return frame
+    return None
 
 
 def build_module(spec: str, kwargs: dict[str, Any] | None = None):
@@ -114,7 +137,9 @@ def build_module(spec: str, kwargs: dict[str, Any] | None = None):
                               "drop --torch-kwargs, or point the spec at the class.")
         return obj, type(obj)
     if not callable(obj):
-        raise KtdiffError(f"{spec} is a {type(obj).__name__}, not an nn.Module subclass, factory or instance",
+        what = type(obj).__name__
+        raise KtdiffError(f"{spec} is {'an' if what[0] in 'aeiouAEIOU' else 'a'} {what}, "
+                          "not an nn.Module subclass, factory or instance",
                           f"point the spec at the model ({SPEC_FORMS}).")
     is_class = inspect.isclass(obj)
     if is_class and not issubclass(obj, nn.Module):
@@ -124,10 +149,22 @@ def build_module(spec: str, kwargs: dict[str, Any] | None = None):
         inspect.signature(obj).bind(**kwargs)
     except TypeError as exc:
         missing = _required_params(obj, kwargs)
-        what = "needs arguments: " + ", ".join(missing) if missing else f"does not accept these arguments ({exc})"
-        example = json.dumps({m: "..." for m in missing} or kwargs)
-        raise KtdiffError(f"{name}() {what}",
-                          f"pass them as JSON with --torch-kwargs '{example}'.") from None
+        accepted = _keyword_params(obj)
+        unknown = [k for k in kwargs if accepted is not None and k not in accepted]
+        if missing:
+            what = "needs arguments: " + ", ".join(missing)
+            if unknown:
+                what += "; it does not take " + ", ".join(unknown)
+            example = json.dumps({**{k: v for k, v in kwargs.items() if k not in unknown},
+                                  **{m: "..." for m in missing}})
+            hint = f"pass them as JSON with --torch-kwargs '{example}'."
+        elif unknown:
+            what = "does not take " + ", ".join(unknown)
+            hint = ("its arguments are " + ", ".join(accepted) if accepted else "it takes no arguments") + \
+                   "; fix --torch-kwargs."
+        else:
+            what, hint = f"does not accept these arguments ({exc})", "fix --torch-kwargs."
+        raise KtdiffError(f"{name}() {what}", hint) from None
     except ValueError:
         pass  # no signature (a builtin): just try it
     try:
@@ -149,6 +186,17 @@ def _required_params(obj, kwargs) -> list[str]:
     return [p.name for p in params
             if p.default is inspect.Parameter.empty and p.name not in kwargs
             and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _keyword_params(obj) -> list[str] | None:
+    """The names a call accepts as keywords; None when it takes **kwargs (or has no signature)."""
+    try:
+        params = list(inspect.signature(obj).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def find_suppressions(*objs) -> dict[str, str]:
@@ -177,8 +225,11 @@ def load_weights(model, path: str, unsafe: bool = False) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=not unsafe)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise KtdiffError(f"{path} holds pickled objects that torch.load(weights_only=True) refuses ({first[:120]})",
+        if unsafe or not _is_torch_file(path):
+            raise KtdiffError(f"cannot read {path} as a PyTorch file (not a torch.save archive or pickle)",
+                              "pass a file written by torch.save(model.state_dict(), path).") from None
+        raise KtdiffError(f"{path} holds pickled objects that torch.load(weights_only=True) refuses "
+                          f"({_refusal_reason(exc)})",
                           "save a plain state_dict (torch.save(model.state_dict(), path)), or, if you "
                           "trust the file, pass --unsafe-torch-load.") from None
     except Exception as exc:  # noqa: BLE001
@@ -197,9 +248,26 @@ def load_weights(model, path: str, unsafe: bool = False) -> None:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        lines = [ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()]
+        lines = [ln.strip().rstrip(".") for ln in str(exc).splitlines()[1:] if ln.strip()]
         raise KtdiffError(f"{path} does not fit the module: " + ("; ".join(lines)[:400] or str(exc)[:400]),
                           "pass the weights saved from this same module class (and --torch-kwargs).") from None
+
+
+def _is_torch_file(path: str) -> bool:
+    """torch.save writes a zip archive (or, legacy, a pickle: protocol 2+ starts with 0x80)."""
+    import zipfile
+
+    with open(path, "rb") as fh:
+        return fh.read(1) == b"\x80" or zipfile.is_zipfile(path)
+
+
+def _refusal_reason(exc: Exception) -> str:
+    """The one sentence of torch's long weights_only message that names what was refused."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    _, _, after = text.partition("WeightsUnpickler error:")
+    lines = [ln.strip() for ln in (after or text).splitlines() if ln.strip()]
+    first = lines[0].split(". ")[0].rstrip(".") if lines else "an object that is not a tensor"
+    return first[:160]
 
 
 # --------------------------------------------------------------------------- inputs
@@ -655,6 +723,9 @@ def load_torch_summary(spec: str, *, kwargs: dict | None = None, weights: str | 
     model, factory = build_module(spec, kwargs)
     if weights:
         load_weights(model, weights, unsafe=unsafe)
+    if type(model).forward is torch.nn.Module.forward:
+        raise KtdiffError(f"{type(model).__name__} from {spec} has no forward() method",
+                          "define forward(self, x) in the class, or point the spec at the model.")
     shapes, dtypes, how = derive_inputs(model, keras_inputs or [], input_shapes, input_dtype)
     tensors = [_make_input(s, d) for s, d in zip(shapes, dtypes)]
     described = ", ".join(f"({', '.join(map(str, s))}) {d}" for s, d in zip(shapes, dtypes))

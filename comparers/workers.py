@@ -152,13 +152,28 @@ def _write_atomic(path: str, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def _import_modules(names: list[str]) -> None:
+    """--keras-import: a module that is missing or raises is the user's error, not a crash."""
+    import importlib
+
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - the user's module
+            if isinstance(exc, ModuleNotFoundError) and exc.name and (name + ".").startswith(exc.name + "."):
+                raise KtdiffError(f"--keras-import: no Python module named {name!r}",
+                                  "run ktdiff from the directory that contains it, or set PYTHONPATH.") from None
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise KtdiffError(f"--keras-import {name} failed: {type(exc).__name__}: {first}".rstrip(": "),
+                              "fix the error in that module.", traceback.format_exc()) from None
+
+
 def main(argv: list[str]) -> int:
     side, args_path, result_path = argv
     with open(args_path) as fh:
         args = json.load(fh)
-    for imp in args.get("imports", []):
-        __import__(imp)
     try:
+        _import_modules(args.get("imports", []))
         summary = _run(side, args)
         _write_atomic(result_path, {"summary": summary.to_dict()})
     except KtdiffError as exc:
