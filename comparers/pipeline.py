@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 from . import workers
@@ -46,17 +47,34 @@ def load_summaries(opts: CompareOptions) -> tuple[ModelSummary, ModelSummary]:
         try:
             if opts.input_shapes or keras_inputs:
                 tw = workers.start("torch", dict(torch_args, keras_inputs=keras_inputs), tmp)
-                keras_summary = workers.collect(kw, opts.timeout)
+                done = _collect_all([kw, tw], opts.timeout)
+                keras_summary, torch_summary = done["keras"], done["torch"]
             else:  # the saved config did not say: ask the loaded Keras model first
                 keras_summary = workers.collect(kw, opts.timeout)
                 inputs = [vars(s) for s in keras_summary.inputs]
                 tw = workers.start("torch", dict(torch_args, keras_inputs=inputs), tmp)
-            torch_summary = workers.collect(tw, opts.timeout)
+                torch_summary = workers.collect(tw, opts.timeout)
         finally:
             for w in (kw, tw):
                 if w is not None:
                     workers.stop(w)
     return keras_summary, torch_summary
+
+
+def _collect_all(running: list[workers.Worker], timeout: float | None) -> dict[str, ModelSummary]:
+    """Each worker's summary; the first error to arrive is raised at once (a typo in the port's
+    module is reported without waiting for a large Keras model to load)."""
+    results: dict[str, ModelSummary] = {}
+    pending = list(running)
+    while pending:
+        ready = [w for w in pending if w.proc.poll() is not None
+                 or (timeout is not None and time.monotonic() - w.started > timeout)]
+        for w in ready:
+            results[w.side] = workers.collect(w, timeout)
+            pending.remove(w)
+        if pending and not ready:
+            time.sleep(0.02)
+    return results
 
 
 def compare_summaries(keras: ModelSummary, torch: ModelSummary, ignore: list[str] | None = None) -> Result:

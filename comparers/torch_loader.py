@@ -392,6 +392,14 @@ def _ints(value, rank: int) -> list[int]:
     return [int(value)] * rank
 
 
+def pad_pairs(amounts) -> list[list[int]]:
+    """torch pad amounts (last dimension first: left, right, top, bottom) -> [[before, after], ...]
+    per spatial dimension, first dimension first (top/bottom, then left/right), as Keras orders them."""
+    flat = [int(a) for a in (amounts if isinstance(amounts, (tuple, list)) else [amounts])]
+    pairs = [flat[i:i + 2] for i in range(0, len(flat), 2)]
+    return [list(p) for p in reversed(pairs)]
+
+
 def module_hparams(mod, kind: str) -> dict[str, Any]:
     cls = type(mod).__name__
     if kind in ("conv", "conv_transpose"):
@@ -448,6 +456,10 @@ def module_hparams(mod, kind: str) -> dict[str, Any]:
         return hp
     if kind == "global_pool":
         return {"pool_type": "max" if "Max" in cls else "avg", "keepdims": True}
+    if kind == "pad":
+        mode = {"Zero": "constant", "Constant": "constant", "Reflection": "reflect", "Replication": "replicate",
+                "Circular": "circular"}[re.match(r"[A-Z][a-z]+", cls).group(0)]
+        return {"padding": pad_pairs(mod.padding), "mode": mode, "value": float(getattr(mod, "value", 0.0) or 0.0)}
     if kind == "embedding":
         return {"input_dim": mod.num_embeddings, "output_dim": mod.embedding_dim, "padding_idx": mod.padding_idx}
     if kind == "rnn":
@@ -475,6 +487,7 @@ FUNCTION_KINDS: dict[str, tuple[str, str | None]] = {
     "adaptive_avg_pool1d": ("pool", None), "adaptive_avg_pool2d": ("pool", None),
     "adaptive_max_pool2d": ("pool", None), "interpolate": ("upsample", None), "pad": ("pad", None),
     "cat": ("merge", None), "concat": ("merge", None), "add": ("merge", None), "__add__": ("merge", None),
+    "__iadd__": ("merge", None), "add_": ("merge", None),
     "permute": ("permute", None), "transpose": ("permute", None),
     "view": ("reshape", None), "reshape": ("reshape", None),
 }
@@ -567,7 +580,7 @@ class _Recorder:
         kind, activation = FUNCTION_KINDS[name]
         out_shapes = _tensor_shapes(result)
         in_shapes = _tensor_shapes(args[:1]) if args else []
-        if kind == "merge" and name in ("add", "__add__"):
+        if kind == "merge" and name in ("add", "__add__", "__iadd__", "add_"):
             # only tensor + tensor of the same shape is a merge (residual); x + 1 is not a layer
             tensors = _tensor_shapes(list(args[:2]))
             if len(tensors) < 2 or tensors[0] != tensors[1]:
@@ -603,6 +616,11 @@ class _Recorder:
         if kind == "dropout":
             p = kwargs.get("p", args[1] if len(args) > 1 and isinstance(args[1], float) else 0.5)
             hp["rate"] = float(p)
+        if kind == "pad":
+            amounts = kwargs.get("pad", args[1] if len(args) > 1 else ())
+            mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+            value = kwargs.get("value", args[3] if len(args) > 3 else None)
+            hp.update(padding=pad_pairs(amounts), mode=mode, value=float(value or 0.0))
         row = Layer(id=f"{prefix}{label}#{count}", name=f"{label}", type=label, kind=kind, origin="function",
                     depth=owner.count(".") + 1 if owner else 1, parent=owner,
                     output_shapes=out_shapes, input_shapes=in_shapes, hparams=hp)

@@ -62,8 +62,9 @@ class Loader:
     def torch(self, spec: str, keras_name: str | None = None, **kwargs):
         from ktdiff.comparers import workers
 
-        if "/" in spec.split(":")[0] and not os.path.isabs(spec):
-            spec = str(FIXTURES / spec) if not spec.startswith("fixtures/") else str(ROOT / spec)
+        target = spec.rpartition(":")[0]
+        if target.endswith(".py") and not os.path.isabs(target):  # relative to fixtures/ (or the root)
+            spec = str(ROOT / spec) if target.startswith("fixtures/") else str(FIXTURES / spec)
         key = (spec, keras_name, repr(sorted(kwargs.items())))
         if key not in self._torch:
             args = {"spec": spec, **kwargs}

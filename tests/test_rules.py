@@ -99,15 +99,23 @@ def test_faithful_rnn_port_is_bookkeeping_only(compare):
     assert_accounted(r)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "F.pad's amounts are not recorded by comparers/torch_loader.py (a 'pad' row has no hparams), so "
-    "CNV002 cannot see that F.pad(x, (0, 1, 0, 1)) + padding=0 reproduces TF's 'same' padding, and ROW004 "
-    "reports the F.pad as a module without a Keras counterpart"))
 def test_faithful_cnn_port_with_explicit_pad_is_not_a_padding_difference(compare):
     r = compare(CNN, "CnnPort")
     assert "CNV002" not in row_codes(r, "conv2", "conv2")
     assert "ROW004" not in codes(r)
     assert r.verdict == "bookkeeping"
+
+
+def test_row007_explicit_pad_absorbed_by_the_conv_on_the_other_side(compare):
+    # the port reproduces TF's 0/1 'same' padding with F.pad(x, (0, 1, 0, 1)) before a padding=0 conv
+    r = compare(CNN, "CnnPort")
+    (f,) = [f for f in r.findings if f.code == "ROW007"]
+    assert f.category == "structure" and f.keras is None and f.torch.startswith("F.pad")
+    assert "0/1, 0/1" in f.message
+    # a symmetric pad does not reproduce it: no ROW007, and the conv's padding differs
+    r = compare(CNN, "CnnPadding1")
+    assert "ROW007" not in codes(r)
+    assert "CNV002" in row_codes(r, "conv2", "conv2")
 
 
 # --------------------------------------------------------------------------- ROW

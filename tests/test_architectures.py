@@ -1,0 +1,24 @@
+"""Whole architectures, ported faithfully: ktdiff must flag nothing that is not there."""
+
+from __future__ import annotations
+
+from conftest import codes
+
+
+def test_mini_resnet_port_is_equivalent_except_bookkeeping(loader):
+    r = loader.compare("mini_resnet.keras", "resnet_torch.py:MiniResNet")
+    assert codes(r, "behaviour") == [] and codes(r, "unexplained") == []
+    assert r.verdict == "bookkeeping" and r.exit_code == 0
+    pairs = {(row.keras, row.torch) for row in r.rows if row.is_pair}
+    # the shortcut branch runs last in the port, where Keras lists it earlier: still paired
+    assert ("block_short_conv", "block.shortcut.0") in pairs and ("block_short_bn", "block.shortcut.1") in pairs
+    assert ("block_add", "block.x.add_#1") in pairs  # `out += shortcut` in Block.forward
+    assert ("gap", "pool") in pairs
+    # Keras's ZeroPadding2D + 'valid' conv is the port's padding=1
+    (pad,) = [f for f in r.findings if f.code == "ROW007"]
+    assert pad.keras == "stem_pad" and "stem.0" in pad.message
+    # the Flatten after AdaptiveAvgPool2d(1) only drops the 1x1
+    assert [f.torch for f in r.findings if f.code == "ROW006"] == ["torch.flatten#1"]
+    bn_rows = [f for f in r.findings if f.code == "NRM001"]
+    assert sum(f.params for f in bn_rows) == 2 * (16 + 32 + 32 + 32)  # 2C per BatchNormalization
+    assert r.accounting.unexplained == 0
