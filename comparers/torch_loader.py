@@ -528,8 +528,9 @@ def _is_opaque_leaf(mod) -> bool:
 class _Recorder:
     """Module calls and functional ops of one forward pass, in execution order."""
 
-    def __init__(self, model):
+    def __init__(self, model, capture: dict | None = None):
         self.model = model
+        self.capture = capture         # (row id, n-th call) -> cloned outputs, when the caller wants values
         self.paths = {id(m): p for p, m in model.named_modules()}
         self.stack: list = []          # modules being executed
         self.rows: list[Layer] = []
@@ -565,6 +566,9 @@ class _Recorder:
         if rows:
             row = rows.pop()
             row.output_shapes = _tensor_shapes(output)
+            if self.capture is not None:
+                # clone now: an in-place op later in forward (ReLU(inplace=True)) overwrites this tensor
+                self.capture[(row.id, row.call_index)] = _clone_tensors(output)
 
     def _parent_path(self, path: str) -> str | None:
         if not path:
@@ -662,13 +666,30 @@ def _container_row(mod, path: str, parent: str | None) -> Layer:
     return _row(mod, path, parent, "container", "container", weights, buffers)
 
 
-def walk(model, inputs: list) -> tuple[list[Layer], list[list[int]], list[str]]:
-    """Run one forward pass; return the rows, the output shapes and notes."""
+def _clone_tensors(obj):
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_clone_tensors(x) for x in obj) if not hasattr(obj, "_fields") else \
+            type(obj)(*(_clone_tensors(x) for x in obj))
+    if isinstance(obj, dict):
+        return {k: _clone_tensors(v) for k, v in obj.items()}
+    return obj
+
+
+def walk(model, inputs: list, capture: dict | None = None) -> tuple[list[Layer], list[list[int]], list[str]]:
+    """Run one forward pass; return the rows, the output shapes and notes.
+
+    With ``capture`` (a dict), each module call's outputs are cloned into it, keyed by
+    (row id, n) for the n-th call of the module (1 for the first), for checks that compare values.
+    """
     import torch
     from torch.nn.modules import module as module_mod
     from torch.overrides import TorchFunctionMode
 
-    recorder = _Recorder(model)
+    recorder = _Recorder(model, capture)
 
     class _Mode(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -765,4 +786,17 @@ def load_torch_summary(spec: str, *, kwargs: dict | None = None, weights: str | 
     expected = sum(p.numel() for p in model.parameters())
     if summary.totals.total != expected:  # never silently lose a parameter
         summary.notes.append(f"row parameters ({summary.totals.total}) differ from model.parameters() ({expected})")
+    summary.notes.append(_torchinfo_note(model))
     return summary
+
+
+def _torchinfo_note(model) -> str:
+    """What torchinfo reports for the module (no forward pass), the figure users know from its summary."""
+    try:
+        import torchinfo
+
+        info = torchinfo.summary(model, verbose=0)
+        return (f"torchinfo: {info.total_params:,} parameters, {info.trainable_params:,} trainable; "
+                "buffers are not counted")
+    except Exception as exc:  # noqa: BLE001 - a cross-check only
+        return f"torchinfo could not summarize the module ({type(exc).__name__})"

@@ -111,6 +111,7 @@ def test_seed_totals_come_to_the_frameworks_figures(seed_json, keras_facts, torc
     assert totals["difference"] == keras_facts["total"] - torch_facts["total"]
     assert totals["unexplained"] == 0
     assert totals["explained"] == [{"code": "NRM001", "row": 5, "params": keras_facts["bn_moving"]}]
+    assert f"torchinfo: {torch_facts['total']:,} parameters" in " ".join(seed_json["torch"]["notes"])
 
 
 def test_seed_batchnorm_counts_are_bookkeeping(seed_json, keras_facts, torch_facts):

@@ -149,3 +149,14 @@ class Documented(nn.Module):
 def test_suppressions_are_read_from_the_class_source():
     assert find_suppressions(Documented) == {"ACT005": "trained with CrossEntropyLoss",
                                              "NRM004": "trained with CrossEntropyLoss"}
+
+
+def test_captured_outputs_survive_an_inplace_relu():
+    model = Inplace()
+    with torch.no_grad():
+        model.conv.bias.fill_(-10.0)  # every conv output is negative before the ReLU
+    captured: dict = {}
+    walk(model, [torch.rand(1, 3, 8, 8)], capture=captured)
+    conv_out, relu_out = captured[("conv", 1)], captured[("act", 1)]
+    assert float(conv_out.max()) < 0  # without the clone, the in-place ReLU would have zeroed it
+    assert float(relu_out.max()) == 0.0
