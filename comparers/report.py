@@ -18,7 +18,7 @@ from .summary import Layer
 
 SCHEMA_VERSION = "1.0"
 FORMATS = ("table", "json", "markdown")
-MARKS = {"unexplained": "✗", "behaviour": "✗", "convention": "~", "bookkeeping": "~"}
+MARKS = {"unexplained": "✗", "behaviour": "✗", "convention": "~", "bookkeeping": "~", "note": "·"}
 STYLES = {"unexplained": "bold red", "behaviour": "red", "convention": "yellow", "bookkeeping": "yellow",
           "note": "cyan", "structure": "dim"}
 
@@ -222,7 +222,7 @@ def render_table(result: Result, *, plain: bool = True, width: int | None = None
                       *kc, *tc, codes, style="dim" if dim_row else None)
     console.print(table)
     console.print(Text("nt = non-trainable weights (Keras); buf = buffer elements (PyTorch); "
-                       "~ bookkeeping or convention; ✗ different", style="dim"))
+                       "~ bookkeeping or convention; · note; ✗ different", style="dim"))
     console.print()
     _print_totals(console, result)
     console.print()

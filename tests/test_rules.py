@@ -379,6 +379,15 @@ def test_hp001_stride(compare):
     assert r.accounting.unexplained == 0
 
 
+def test_lay002_shapes_that_follow_an_upstream_difference_are_not_unexplained(compare):
+    r = compare(CNN, "CnnStride1")  # conv2 stride 1: (8, 8, 8) instead of (4, 4, 8) from there on
+    conv_row = next(i for i, row in enumerate(r.rows) if row.keras == "conv2" and row.keras_part == "layer")
+    f = finding(r, "LAY002", "flatten", "flatten")
+    assert f.category == "note" and f"row {conv_row}" in f.message
+    assert "UNX001" not in codes(r)
+    assert "LAY002" not in codes(compare(CNN, "CnnPort"))
+
+
 # --------------------------------------------------------------------------- NRM
 
 def test_nrm001_moving_stats_counted_by_keras(compare):

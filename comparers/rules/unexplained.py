@@ -2,9 +2,45 @@
 
 from __future__ import annotations
 
+from ..layout import compare_shapes
 from ..rules import FAILING
 from . import Hit, rule
 from ._text import label, num, shape
+
+
+def _inherited(ctx, row) -> bool:
+    """The row's input shapes already differ: its output difference comes from upstream."""
+    k, t = ctx.k(row), ctx.t(row)
+    return compare_shapes(k.input_shapes[:1], t.input_shapes[:1]) == "different"
+
+
+def _origin(ctx, index) -> int | None:
+    """The nearest row above where a difference starts: a failing finding, or shapes that part there."""
+    for j in range(index - 1, -1, -1):
+        row = ctx.rows[j]
+        if any(f.category in FAILING for f in ctx.row_findings(j)):
+            return j
+        if ctx.shapes(row) == "different" and not _inherited(ctx, row):
+            return j
+    return None
+
+
+@rule("LAY002", "shape-follows-upstream", "note", "Output shapes differ because an earlier row differs",
+      what="The paired layers produce different output shapes, and their inputs already differed: the "
+           "difference comes from a row above.",
+      why="One wrong stride, padding or missing layer changes the shape of everything after it.",
+      fix="Fix the row the message points to; this one follows.", scope="final")
+def shape_follows_upstream(ctx):
+    for index, row in enumerate(ctx.rows):
+        if ctx.shapes(row) != "different" or not _inherited(ctx, row):
+            continue
+        if any(f.category in FAILING or f.code == "RNN003" for f in ctx.row_findings(index)):
+            continue
+        k, t = ctx.k(row), ctx.t(row)
+        origin = _origin(ctx, index)
+        where = f"row {origin}" if origin is not None else "an earlier row"
+        yield index, Hit(f"{label(k)} {shape(k)} vs {label(t)} {shape(t)}: the inputs already differ; "
+                         f"this follows from {where}.")
 
 
 @rule("UNX001", "shape-differs", "unexplained", "Output shapes differ and no rule explains why",
@@ -14,8 +50,8 @@ from ._text import label, num, shape
       fix="Look at the first row where the shapes part; the rows above it match.", scope="final")
 def shape_differs(ctx):
     for index, row in enumerate(ctx.rows):
-        if ctx.shapes(row) != "different":
-            continue
+        if ctx.shapes(row) != "different" or _inherited(ctx, row):
+            continue  # LAY002 when the inputs already differ
         if any(f.category in FAILING or f.code == "RNN003" for f in ctx.row_findings(index)):
             continue
         k, t = ctx.k(row), ctx.t(row)
