@@ -48,9 +48,14 @@ class _Entry:
     kind: str
 
 
+# Layers whose `activation` acts inside a recurrent cell (as in torch's LSTM/GRU/RNN), not on the output.
+CELL_KINDS = ("rnn",)
+
+
 def fused_activation(layer: Layer) -> str | None:
+    """The activation a Keras layer applies to its output besides its own computation, if any."""
     act = layer.hparams.get("activation")
-    if layer.kind != "activation" and act and act != "linear":
+    if layer.kind not in ("activation", *CELL_KINDS) and act and act != "linear":
         return act
     return None
 

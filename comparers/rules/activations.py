@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from ..align import fused_activation
+from ..align import CELL_KINDS, fused_activation
 from ..layout import compare_shapes
 from . import Hit, rule
 from ._text import fmt_float, label
 
 DEFAULT_SLOPE = {"leaky_relu": 0.2}  # keras.activations.leaky_relu, as a string activation
-CELL_KINDS = ("rnn",)  # their `activation` acts inside the cell, as in torch's LSTM/GRU/RNN: not a fused activation
-
-
-def layer_activation(layer) -> str | None:
-    """The activation a Keras layer applies to its output, besides its own computation."""
-    return None if layer.kind in CELL_KINDS else fused_activation(layer)
 
 
 def keras_activation(ctx, row) -> tuple[str | None, dict]:
@@ -22,7 +16,7 @@ def keras_activation(ctx, row) -> tuple[str | None, dict]:
     if k is None:
         return None, {}
     if row.keras_part == "activation":
-        name = layer_activation(k)
+        name = fused_activation(k)
         if name is None:
             return None, {}
         hp = {"activation": name, "axis": -1}
@@ -85,10 +79,7 @@ def activation_missing(ctx, index, row):
       fix="Remove the activation from the port, or add it to the Keras layer (activation='...').")
 def activation_extra(ctx, index, row):
     t = ctx.t(row)
-    if t is None or t.kind != "activation" or not t.executed:
-        return
-    # unpaired, or paired with the cell activation of a recurrent layer, which acts inside the cell
-    if row.keras is not None and (row.keras_part != "activation" or keras_activation(ctx, row)[0] is not None):
+    if t is None or t.kind != "activation" or not t.executed or row.keras is not None:
         return
     before = ctx.neighbour_torch(index, -1)
     after_k = ""
@@ -98,7 +89,7 @@ def activation_extra(ctx, index, row):
             if k.kind in CELL_KINDS:
                 after_k = (f" (Keras {label(k)}'s activation='{k.hparams.get('activation')}' acts inside the "
                            "recurrent cell, as it does in torch)")
-            elif not layer_activation(k):
+            elif not fused_activation(k):
                 after_k = f" (after Keras {label(k)}, which applies none)"
             break
     where = f" after {label(before)}" if before is not None else ""

@@ -25,18 +25,24 @@ def _origin(ctx, index) -> int | None:
     return None
 
 
+def _shape_rows(ctx, inherited: bool):
+    """Paired rows whose output shapes differ with no failing finding on them, split by whether
+    their inputs already differed."""
+    for index, row in enumerate(ctx.rows):
+        if ctx.shapes(row) != "different" or _inherited(ctx, row) != inherited:
+            continue
+        if any(f.category in FAILING or f.code == "RNN003" for f in ctx.row_findings(index)):
+            continue
+        yield index, ctx.k(row), ctx.t(row)
+
+
 @rule("LAY002", "shape-follows-upstream", "note", "Output shapes differ because an earlier row differs",
       what="The paired layers produce different output shapes, and their inputs already differed: the "
            "difference comes from a row above.",
       why="One wrong stride, padding or missing layer changes the shape of everything after it.",
       fix="Fix the row the message points to; this one follows.", scope="final")
 def shape_follows_upstream(ctx):
-    for index, row in enumerate(ctx.rows):
-        if ctx.shapes(row) != "different" or not _inherited(ctx, row):
-            continue
-        if any(f.category in FAILING or f.code == "RNN003" for f in ctx.row_findings(index)):
-            continue
-        k, t = ctx.k(row), ctx.t(row)
+    for index, k, t in _shape_rows(ctx, inherited=True):
         origin = _origin(ctx, index)
         where = f"row {origin}" if origin is not None else "an earlier row"
         yield index, Hit(f"{label(k)} {shape(k)} vs {label(t)} {shape(t)}: the inputs already differ; "
@@ -49,12 +55,7 @@ def shape_follows_upstream(ctx):
       why="Usually an earlier difference (padding, stride, a missing layer) or a port that reshapes differently.",
       fix="Look at the first row where the shapes part; the rows above it match.", scope="final")
 def shape_differs(ctx):
-    for index, row in enumerate(ctx.rows):
-        if ctx.shapes(row) != "different" or _inherited(ctx, row):
-            continue  # LAY002 when the inputs already differ
-        if any(f.category in FAILING or f.code == "RNN003" for f in ctx.row_findings(index)):
-            continue
-        k, t = ctx.k(row), ctx.t(row)
+    for index, k, t in _shape_rows(ctx, inherited=False):  # LAY002 takes the inherited ones
         yield index, Hit(f"{label(k)} {shape(k)} vs {label(t)} {shape(t)}.")
 
 
