@@ -22,3 +22,22 @@ def test_mini_resnet_port_is_equivalent_except_bookkeeping(loader):
     bn_rows = [f for f in r.findings if f.code == "NRM001"]
     assert sum(f.params for f in bn_rows) == 2 * (16 + 32 + 32 + 32)  # 2C per BatchNormalization
     assert r.accounting.unexplained == 0
+
+
+def test_text_lstm_port(loader):
+    r = loader.compare("text_lstm.keras", "text_torch.py:TextLSTM")
+    assert r.torch.inputs[0].dtype == "int64" and r.torch.inputs[0].shape == [1, 12]  # Keras int32 tokens
+    assert codes(r, "behaviour") == [] and codes(r, "unexplained") == []
+    assert r.verdict == "bookkeeping"
+    (bias,) = [f for f in r.findings if f.code == "RNN001"]
+    assert bias.params == -4 * 24  # LSTM 4U(F+U+1) vs 4U(F+U+2): torch's second bias
+    assert "RNN003" in codes(r)  # Keras returns the last step; the port picks seq[:, -1] itself
+    assert r.accounting.unexplained == 0
+
+
+def test_text_lstm_logits_port(loader):
+    r = loader.compare("text_lstm.keras", "text_torch.py:TextLSTMLogits")
+    head = [f for f in r.findings if f.code == "ACT005"]
+    assert len(head) == 1 and "BCEWithLogitsLoss" in head[0].message
+    assert "RNN002" in codes(r)  # batch_first=False reads the 12 tokens as time steps of one sample
+    assert r.verdict == "different"

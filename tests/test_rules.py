@@ -263,7 +263,7 @@ def test_act004_other_function_and_softmax_axis(compare):
     assert "dim 0" in f.message
 
 
-def test_act005_softmax_head_missing_and_suppressed(compare):
+def test_act005_head_activation_missing_and_suppressed(compare):
     r = compare(MLP, "MlpLogits")
     f = finding(r, "ACT005", keras="head", part="activation")
     assert f.category == "behaviour" and not f.suppressed

@@ -57,7 +57,7 @@ def activation_missing(ctx, index, row):
     name, _ = keras_activation(ctx, row)
     if name is None or row.torch is not None:
         return
-    if name == "softmax" and ctx.is_last_keras_entry(index):
+    if name in HEAD_LOSSES and ctx.is_last_keras_entry(index):
         return  # ACT005
     k = ctx.k(row)
     before, after = ctx.neighbour_torch(index, -1), ctx.neighbour_torch(index, 1)
@@ -144,23 +144,33 @@ def _differences(ctx, row):
                    f"dim {t.hparams.get('axis')} of {tuple(t_shape)}, another axis.")
 
 
-@rule("ACT005", "softmax-head-missing", "behaviour", "Keras ends in a softmax; the port outputs logits",
-      what="The Keras model's last layer applies softmax, so it outputs probabilities; the port ends without "
-           "one, so it outputs logits.",
-      why="This is right when the port is trained with nn.CrossEntropyLoss, which applies log-softmax itself "
-          "(CrossEntropyLoss on logits equals Keras's categorical cross-entropy on probabilities), and applies "
-          "softmax at inference. It is wrong when the port's outputs are compared with Keras's, thresholded "
-          "as probabilities, or fed to nn.NLLLoss.",
-      fix="Add nn.Softmax(dim=1) (or F.softmax(x, dim=1)) at the end of forward(), or keep the logits head and "
-          "document it in the module: a comment `# ktdiff: ignore[ACT005] trained with CrossEntropyLoss` in "
-          "the class suppresses this finding.")
-def softmax_head_missing(ctx, index, row):
+# The activation a Keras head ends in -> the torch loss that applies it itself, and the inference call.
+HEAD_LOSSES = {
+    "softmax": ("nn.CrossEntropyLoss", "log-softmax", "softmax(dim=1)"),
+    "sigmoid": ("nn.BCEWithLogitsLoss", "the sigmoid", "torch.sigmoid"),
+}
+
+
+@rule("ACT005", "head-activation-missing", "behaviour",
+      "Keras ends in a softmax or sigmoid; the port outputs logits",
+      what="The Keras model's last layer applies softmax (or sigmoid), so it outputs probabilities; the port "
+           "ends without one, so it outputs logits.",
+      why="This is right when the port is trained with a loss that applies the activation itself "
+          "(nn.CrossEntropyLoss for softmax: on logits it equals Keras's categorical cross-entropy on "
+          "probabilities; nn.BCEWithLogitsLoss for sigmoid) and applies the activation at inference. It is "
+          "wrong when the port's outputs are compared with Keras's, thresholded as probabilities, or fed to "
+          "nn.NLLLoss / nn.BCELoss.",
+      fix="Add nn.Softmax(dim=1) / nn.Sigmoid() at the end of forward(), or keep the logits head and document "
+          "it in the module: a comment `# ktdiff: ignore[ACT005] trained with CrossEntropyLoss` in the class "
+          "suppresses this finding.")
+def head_activation_missing(ctx, index, row):
     name, _ = keras_activation(ctx, row)
-    if name != "softmax" or row.torch is not None or not ctx.is_last_keras_entry(index):
+    if name not in HEAD_LOSSES or row.torch is not None or not ctx.is_last_keras_entry(index):
         return
+    loss, what, call = HEAD_LOSSES[name]
     k = ctx.k(row)
     before = ctx.neighbour_torch(index, -1)
     out = f"{label(before)}" if before is not None else "the port"
-    yield Hit(f"{_where(row, k)}: Keras outputs probabilities; {out} outputs logits. Right with "
-              "nn.CrossEntropyLoss and a softmax at inference, wrong if the outputs are compared with Keras's "
+    yield Hit(f"{_where(row, k)}: Keras outputs probabilities; {out} outputs logits. Right with {loss} (it "
+              f"applies {what} itself) and {call} at inference, wrong if the outputs are compared with Keras's "
               "or used as probabilities.")

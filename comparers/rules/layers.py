@@ -283,7 +283,7 @@ def rnn_double_bias(ctx, index, row):
     units = k.hparams.get("units", 0)
     extra = RNN_GATES[cell] * units * dirs
     if t.total_params - k.total_params == extra:
-        yield Hit(f"{label(k)} {num(k.total_params)} vs {label(t)} {num(t.total_params)}: torch's second bias "
+        yield Hit(f"Keras {label(k)} {num(k.total_params)} vs the port's {label(t)} {num(t.total_params)}: torch's second bias "
                   f"b_hh adds {RNN_GATES[cell]}·{units}{'·2' if dirs == 2 else ''} = {num(extra)}.", params=-extra)
 
 
@@ -375,4 +375,5 @@ def rnn_returns_sequences(ctx, index, row):
     if k is None or t.kind != "rnn" or k.hparams.get("return_sequences", True):
         return
     if k.output_shapes and t.output_shapes and len(k.output_shapes[0]) == 2 and len(t.output_shapes[0]) == 3:
-        yield Hit(f"{label(k)} returns {shape(k)}; {label(t)} returns {shape(t)} and its final states.")
+        yield Hit(f"Keras {label(k)} returns {shape(k)}; the port's {label(t)} returns {shape(t)} and its final "
+                  "states, and forward() must pick the last step.")
