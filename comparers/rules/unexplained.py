@@ -45,7 +45,7 @@ def shape_follows_upstream(ctx):
     for index, k, t in _shape_rows(ctx, inherited=True):
         origin = _origin(ctx, index)
         where = f"row {origin}" if origin is not None else "an earlier row"
-        yield index, Hit(f"{label(k)} {shape(k)} vs {label(t)} {shape(t)}: the inputs already differ; "
+        yield index, Hit(f"Keras {label(k)} {shape(k)} vs the port's {label(t)} {shape(t)}: the inputs already differ; "
                          f"this follows from {where}.")
 
 
@@ -56,7 +56,7 @@ def shape_follows_upstream(ctx):
       fix="Look at the first row where the shapes part; the rows above it match.", scope="final")
 def shape_differs(ctx):
     for index, k, t in _shape_rows(ctx, inherited=False):  # LAY002 takes the inherited ones
-        yield index, Hit(f"{label(k)} {shape(k)} vs {label(t)} {shape(t)}.")
+        yield index, Hit(f"Keras {label(k)} {shape(k)} vs the port's {label(t)} {shape(t)}.")
 
 
 @rule("UNX002", "params-differ", "unexplained", "Parameter counts differ and no rule explains why",
@@ -69,6 +69,6 @@ def params_differ(ctx):
         explained = sum(f.params for f in ctx.row_findings(index))
         if delta != explained:
             k, t = ctx.k(row), ctx.t(row)
-            who = " vs ".join(x for x in (label(k) if k else "", label(t) if t else "") if x)
+            who = " vs ".join(x for x in (f"Keras {label(k)}" if k else "", f"the port's {label(t)}" if t else "") if x)
             yield index, Hit(f"{who}: Keras {num(ctx.keras_delta(row))} vs PyTorch {num(ctx.torch_delta(row))}; "
                              f"{num(delta - explained)} unexplained.", params=delta - explained)
