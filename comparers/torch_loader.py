@@ -550,7 +550,7 @@ class _Recorder:
         if _is_opaque_leaf(mod):
             n = self.calls.get(id(mod), 0) + 1
             self.calls[id(mod)] = n
-            row = _module_row(mod, path, parent, first_call=n == 1)
+            row = _module_row(mod, path, parent, first_call=False)  # tensors once it has run (lazy modules)
             row.call_index = n
             row.input_shapes = _tensor_shapes(args)
             self.rows.append(row)
@@ -566,6 +566,10 @@ class _Recorder:
         if rows:
             row = rows.pop()
             row.output_shapes = _tensor_shapes(output)
+            if row.call_index == 1:  # a shared module's parameters count on its first call only
+                done = _module_row(mod, row.id, row.parent, first_call=True)
+                row.weights, row.buffers, row.hparams = done.weights, done.buffers, done.hparams
+                row.trainable_params, row.non_trainable_params = done.trainable_params, done.non_trainable_params
             if self.capture is not None:
                 # clone now: an in-place op later in forward (ReLU(inplace=True)) overwrites this tensor
                 self.capture[(row.id, row.call_index)] = _clone_tensors(output)
@@ -632,13 +636,18 @@ class _Recorder:
 
 
 def _own_tensors(mod, recurse: bool) -> tuple[list[Weight], list[Buffer]]:
+    from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
+
     weights = [Weight(name=n, shape=list(p.shape), numel=p.numel(), trainable=bool(p.requires_grad),
                       dtype=str(p.dtype).replace("torch.", ""))
-               for n, p in mod.named_parameters(recurse=recurse)]
+               for n, p in mod.named_parameters(recurse=recurse)
+               if not isinstance(p, UninitializedParameter)]  # a lazy module that never ran has no size yet
     buffers = []
     for sub_path, sub in (mod.named_modules() if recurse else [("", mod)]):
         non_persistent = getattr(sub, "_non_persistent_buffers_set", set())
         for n, b in sub.named_buffers(recurse=False):
+            if isinstance(b, UninitializedBuffer):
+                continue
             buffers.append(Buffer(name=f"{sub_path}.{n}" if sub_path else n, shape=list(b.shape), numel=b.numel(),
                                   dtype=str(b.dtype).replace("torch.", ""), persistent=n not in non_persistent))
     return weights, buffers

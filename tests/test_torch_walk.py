@@ -160,3 +160,11 @@ def test_captured_outputs_survive_an_inplace_relu():
     conv_out, relu_out = captured[("conv", 1)], captured[("act", 1)]
     assert float(conv_out.max()) < 0  # without the clone, the in-place ReLU would have zeroed it
     assert float(relu_out.max()) == 0.0
+
+
+def test_lazy_modules_are_counted_once_they_have_run():
+    model = nn.Sequential(nn.LazyLinear(4), nn.ReLU(), nn.LazyLinear(2))
+    rows, _, _ = walk(model, [torch.rand(1, 6)])
+    lazy = [r for r in rows if r.kind == "dense"]
+    assert [r.total_params for r in lazy] == [6 * 4 + 4, 4 * 2 + 2]
+    assert lazy[0].hparams["in_features"] == 6
