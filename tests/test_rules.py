@@ -18,6 +18,7 @@ import pytest
 from conftest import codes
 
 MLP, CNN, GAP, RNN = "rule_mlp.keras", "rule_cnn.keras", "rule_gap.keras", "rule_rnn.keras"
+POOL = "rule_pool.keras"
 PORTS = "fixtures/rule_ports.py"
 
 # Figures of the Keras models (fixtures/rule_models.py).
@@ -387,6 +388,19 @@ def test_lay002_shapes_that_follow_an_upstream_difference_are_not_unexplained(co
     assert f.category == "note" and f"row {conv_row}" in f.message
     assert "UNX001" not in codes(r)
     assert "LAY002" not in codes(compare(CNN, "CnnPort"))
+
+
+def test_pl001_pool_windows(compare):
+    r = compare(POOL, "PoolPort")  # ceil_mode=True for TF's 0/1; padding=1 + count_include_pad=False for 1/1
+    assert "PL001" not in codes(r) and codes(r, "behaviour") == []
+    r = compare(POOL, "PoolShifted")  # same (4, 4) output, windows from -1 instead of 0
+    f = finding(r, "PL001", "maxpool", "maxpool")
+    assert f.category == "behaviour" and "4 windows from 0, the port 4 from -1" in f.message
+    assert r.rows and "UNX001" not in codes(r)
+    r = compare(POOL, "PoolCountsPadding")
+    f = finding(r, "PL001", "avgpool", "avgpool")
+    assert "count_include_pad=True" in f.message
+    assert r.verdict == "different"
 
 
 # --------------------------------------------------------------------------- NRM

@@ -357,11 +357,6 @@ def hyperparameter_differs(ctx, index, row):
             params = ctx.keras_delta(row) - ctx.torch_delta(row) - bias_params
         extra = " (training only)" if key == "rate" else ""
         yield Hit(f"{HP_NAMES.get(key, key)}: Keras {tup(kv)} vs PyTorch {tup(tv)}{extra}.", params=params)
-    if k.kind == "pool" and t.kind == "pool" and k.hparams.get("padding") == "valid":
-        tp = t.hparams.get("padding") or []
-        if any(tp) or t.hparams.get("ceil_mode"):
-            yield Hit(f"Keras padding='valid' floors; {label(t)} has padding={tup(tp)}, "
-                      f"ceil_mode={t.hparams.get('ceil_mode')}.")
 
 
 @rule("RNN003", "rnn-returns-sequences", "structure", "PyTorch returns the whole sequence where Keras returns the last step",
@@ -377,3 +372,53 @@ def rnn_returns_sequences(ctx, index, row):
     if k.output_shapes and t.output_shapes and len(k.output_shapes[0]) == 2 and len(t.output_shapes[0]) == 3:
         yield Hit(f"Keras {label(k)} returns {shape(k)}; the port's {label(t)} returns {shape(t)} and its final "
                   "states, and forward() must pick the last step.")
+
+
+def _keras_windows(padding: str, size: int, k: int, s: int) -> tuple[int, int]:
+    """(padding before, number of windows) of a Keras pooling along one dimension."""
+    if padding == "same":
+        out = math.ceil(size / s)
+        return max((out - 1) * s + k - size, 0) // 2, out
+    return 0, (size - k) // s + 1
+
+
+def _torch_windows(size: int, k: int, s: int, p: int, ceil_mode: bool) -> tuple[int, int]:
+    """(padding before, number of windows) of a torch MaxPool/AvgPool along one dimension."""
+    span = size + 2 * p - k
+    out = (math.ceil(span / s) if ceil_mode else span // s) + 1
+    if ceil_mode and (out - 1) * s >= size + p:  # torch: the last window must start inside the input
+        out -= 1
+    return p, out
+
+
+@rule("PL001", "pool-padding", "behaviour", "The pooling windows are placed differently",
+      what="Keras padding='same' pools ceil(in/s) windows, padding TF-style (the smaller half before), and an "
+           "average ignores the padded cells; 'valid' pools floor((in−k)/s)+1 windows. torch pads p on both "
+           "sides, ceil_mode=True adds a partial last window, and AvgPool counts padded zeros unless "
+           "count_include_pad=False.",
+      why="The output shape can match while the windows are shifted by one (k=3, s=2 on an even input with "
+          "padding=1), or the average divides by padded zeros.",
+      fix="TF pads 0 before: padding=0, ceil_mode=True. TF pads p on both sides: padding=p (and "
+          "count_include_pad=False for an average).")
+def pool_padding(ctx, index, row):
+    k, t = _pair(ctx, row, "pool")
+    if k is None or t.kind != "pool" or "pool_size" not in t.hparams or not k.input_shapes:
+        return
+    kp, tp = k.hparams, t.hparams
+    sizes = k.input_shapes[0][1:-1]
+    problems = []
+    for i, size in enumerate(sizes):
+        if size is None or i >= len(kp.get("pool_size", [])) or i >= len(tp.get("pool_size", [])):
+            continue
+        ks, ss = kp["pool_size"][i], kp["strides"][i]
+        kb, kn = _keras_windows(kp.get("padding", "valid"), size, ks, ss)
+        tb, tn = _torch_windows(size, tp["pool_size"][i], tp["strides"][i], tp["padding"][i], tp.get("ceil_mode"))
+        if (kb, kn) != (tb, tn):
+            problems.append(f"dim {i} (size {size}): Keras {kn} windows from {-kb}, the port {tn} from {-tb}")
+    mode = kp.get("padding", "valid")
+    if problems:
+        yield Hit(f"padding='{mode}' vs padding={tup(tp['padding'])}, ceil_mode={tp.get('ceil_mode')}: "
+                  + "; ".join(problems) + ".")
+    elif kp.get("pool_type") == "avg" and any(tp.get("padding", [])) and tp.get("count_include_pad", True):
+        yield Hit(f"Keras averages over the cells inside the input; {label(t)} has padding={tup(tp['padding'])} "
+                  "and count_include_pad=True, so border windows divide by padded zeros.")
