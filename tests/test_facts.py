@@ -1,0 +1,69 @@
+"""The framework facts behind the rules, measured with Keras and PyTorch (tests/facts/measure.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, _env
+
+EXACT = 1e-5   # float32 round-off
+APART = 1e-3   # a real difference
+
+
+@pytest.fixture(scope="module")
+def facts() -> dict:
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "facts" / "measure.py")], capture_output=True,
+                          text=True, env=_env(TF_CPP_MIN_LOG_LEVEL="3"), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_nrm001_keras_counts_moving_stats_torch_keeps_buffers(facts):
+    C = 8
+    assert (facts["bn_keras_trainable"], facts["bn_keras_non_trainable"]) == (2 * C, 2 * C)
+    assert (facts["bn_torch_params"], facts["bn_torch_buffers"]) == (2 * C, 2 * C + 1)
+
+
+def test_nrm002_torch_momentum_is_one_minus_keras(facts):
+    assert facts["bn_momentum_one_minus_m"] < EXACT
+    assert facts["bn_momentum_same_number"] > APART
+
+
+def test_nrm003_epsilon_changes_inference(facts):
+    assert facts["bn_eps_torch_default"] > APART and facts["bn_eps_matched"] < EXACT
+
+
+def test_cnv_padding_and_kernel_layout(facts):
+    assert facts["conv_same_s1_padding1"] < EXACT           # CNV001's transpose(3, 2, 0, 1); 'same' s1 ≡ padding=1
+    assert facts["conv_same_s2_padding1"] > APART           # CNV002: same shape, other values
+    assert facts["conv_same_s2_fpad_0_1"] < EXACT           # ROW007: F.pad(0, 1, 0, 1) + padding=0
+    assert facts["zeropadding_valid_vs_padding1"] < EXACT   # ROW007: ZeroPadding2D(1) + 'valid' ≡ padding=1
+
+
+def test_flt001_flatten_order_needs_the_permutation(facts):
+    assert facts["flatten_plain_kernel_T"] > APART and facts["flatten_permuted_kernel"] < EXACT
+
+
+def test_pl001_pool_windows(facts):
+    assert facts["maxpool_same_ceil_mode"] < EXACT and facts["maxpool_same_padding1"] > APART
+    assert facts["avgpool_same_exclude_pad"] < EXACT and facts["avgpool_same_include_pad"] > APART
+
+
+def test_rnn001_two_biases_one_sum(facts):
+    F_, U = 5, 4
+    assert facts["lstm_keras_params"] == 4 * U * (F_ + U + 1)
+    assert facts["lstm_torch_params"] == 4 * U * (F_ + U + 2)
+    assert facts["lstm_ported"] < EXACT
+
+
+def test_act004_leaky_relu_defaults(facts):
+    assert facts["leaky_keras_layer_slope"] == pytest.approx(0.3)
+    assert facts["leaky_torch_slope"] == pytest.approx(0.01)
+
+
+def test_act005_logits_losses_apply_the_head_themselves(facts):
+    assert facts["ce_logits_vs_keras_probs"] < 1e-5 and facts["bce_logits_vs_keras_probs"] < 1e-5
