@@ -42,7 +42,12 @@ def parse_spec(spec: str) -> tuple[str, str]:
 def check_spec(spec: str) -> None:
     """The spec's form and, for a .py path, that the file exists: no import, so the CLI checks it first."""
     target, _ = parse_spec(spec)
-    if _is_file_target(target) and not os.path.isfile(target):
+    if _is_file_target(target):
+        _require_file(target)
+
+
+def _require_file(target: str) -> None:
+    if not os.path.isfile(target):
         raise KtdiffError(f"PyTorch module file not found: {target}",
                           f"check the path; the spec form is {SPEC_FORMS}.")
 
@@ -54,10 +59,8 @@ def _is_file_target(target: str) -> bool:
 def import_target(target: str):
     """Import the user's module from a dotted name or a .py path."""
     if _is_file_target(target):
+        _require_file(target)
         path = os.path.abspath(target)
-        if not os.path.isfile(path):
-            raise KtdiffError(f"PyTorch module file not found: {target}",
-                              f"check the path; the spec form is {SPEC_FORMS}.")
         folder = os.path.dirname(path)
         if folder not in sys.path:
             sys.path.insert(0, folder)  # sibling imports work as in `python file.py`
