@@ -186,8 +186,16 @@ def align(keras: ModelSummary, torch: ModelSummary) -> list[Row]:
         while t_pending and (t_pos is None or t_pending[0].pos < t_pos):
             rows.append(Row(torch=t_pending.pop(0).layer.id))
 
-    for k, t in pairs:
-        flush(k.pos if k else float("-inf"), t.pos if t else float("-inf"))
+    # a structure row goes before the next entry of its own side (the Keras input before a torch-only
+    # pad that precedes the first conv, say)
+    next_k: list[float] = []
+    upcoming = float("inf")
+    for k, _ in reversed(pairs):
+        upcoming = k.pos if k else upcoming
+        next_k.append(upcoming)
+    next_k.reverse()
+    for (k, t), k_pos in zip(pairs, next_k):
+        flush(k_pos, t.pos if t else float("-inf"))
         rows.append(Row(keras=k.layer.id if k else None, torch=t.layer.id if t else None,
                         keras_part=k.part if k else "layer"))
     flush(None, None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .align import Row
-from .layout import compare_shapes
+from .layout import compare_shapes, to_channels_first
 from .rules import CATEGORIES, FAILING, Hit, Rule, all_rules
 from .summary import Layer, ModelSummary
 
@@ -122,6 +122,14 @@ class Context:
 
     def row_findings(self, index: int) -> list[Finding]:
         return [f for f in self.findings if f.row == index]
+
+    @property
+    def channels_moved(self) -> bool:
+        """The port's input is the Keras input read channels-first (NHWC -> NCHW)."""
+        for k, t in zip(self.keras.inputs, self.torch.inputs):
+            if len(k.shape) >= 3 and k.shape[1:] != t.shape[1:] and to_channels_first(k.shape)[1:] == t.shape[1:]:
+                return True
+        return False
 
     def keras_delta(self, row: Row) -> int:
         k = self.k(row)

@@ -41,3 +41,28 @@ def test_text_lstm_logits_port(loader):
     assert len(head) == 1 and "BCEWithLogitsLoss" in head[0].message
     assert "RNN002" in codes(r)  # batch_first=False reads the 12 tokens as time steps of one sample
     assert r.verdict == "different"
+
+
+def test_mini_unet_port_is_equivalent(loader):
+    r = loader.compare("mini_unet.keras", "unet_torch.py:MiniUNet")
+    assert r.verdict == "equivalent" and r.accounting.difference == 0
+    pairs = {(row.keras, row.torch) for row in r.rows if row.is_pair}
+    assert ("skip", "torch.cat#1") in pairs and ("up", "up") in pairs and ("pool", "pool") in pairs
+    assert [f.message.split(":")[0] for f in r.findings if f.code == "CNV001" and f.keras == "up"] == \
+        ["kernel (2, 2, 8, 16) vs weight (16, 8, 2, 2)"]  # Conv2DTranspose (kh, kw, out, in) vs (in, out, kh, kw)
+
+
+def test_mini_mobilenet_port(loader):
+    r = loader.compare("mini_mobilenet.keras", "mobilenet_torch.py:MiniMobileNet")
+    assert codes(r, "behaviour") == [] and codes(r, "unexplained") == [] and r.verdict == "bookkeeping"
+    (pad,) = [f for f in r.findings if f.code == "ROW007"]
+    assert pad.torch == "stem.0" and "0/1, 0/1" in pad.message  # nn.ZeroPad2d((0, 1, 0, 1))
+    # (None, 8, 8, 8) and (1, 8, 8, 8) read alike, but the port's tensor is channels-first
+    assert "LAY001" in [f.code for f in r.findings if f.keras == "dw"]
+    dw = [f for f in r.findings if f.code == "CNV001" and f.keras == "dw"]
+    assert "reshape(3, 3, 8)" in dw[0].message  # DepthwiseConv2D (kh, kw, in, m) -> (in·m, 1, kh, kw)
+
+    naive = loader.compare("mini_mobilenet.keras", "mobilenet_torch.py:MiniMobileNetNaive")
+    (f,) = [f for f in naive.findings if f.code == "CNV002"]
+    assert f.keras == "stem" and "Keras pads 0 before and 1 after" in f.message
+    assert naive.verdict == "different"

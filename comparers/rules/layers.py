@@ -36,9 +36,16 @@ def _weight(layer, *names):
           "weights when porting them.")
 def layout(ctx, index, row):
     k, t = _pair(ctx, row)
-    if k is not None and ctx.shapes(row) == "layout":
-        yield Hit(f"{format_shape(k.output_shapes[0])} channels-last ≡ {format_shape(t.output_shapes[0])} "
-                  "channels-first.")
+    if k is None or not k.output_shapes or not t.output_shapes:
+        return
+    relation = ctx.shapes(row)
+    ks, ts = k.output_shapes[0], t.output_shapes[0]
+    # (None, 8, 8, 8) vs (1, 8, 8, 8): equal numbers, but an image tensor of a port fed NCHW is channels-first
+    ambiguous = (relation == "equal" and len(ks) >= 3 and len(ks) == len(ts) and ctx.channels_moved
+                 and len(ks) == len(ctx.keras.inputs[0].shape) and to_channels_first(ks)[1:] == list(ts[1:]))
+    if relation == "layout" or ambiguous:
+        same = " (the same numbers in another order)" if ambiguous else ""
+        yield Hit(f"{format_shape(ks)} channels-last ≡ {format_shape(ts)} channels-first{same}.")
 
 
 def _keras_pads(padding, k, s, d, size):
