@@ -195,9 +195,6 @@ def compare(
             torch_file = torch_module.rpartition(":")[0]
             _check_output(output, [keras_model, torch_file, torch_weights or ""])
         from ktdiff.comparers.pipeline import CompareOptions, compare as run_compare
-        from ktdiff.comparers.torch_loader import check_spec
-
-        check_spec(torch_module)  # a typo in the spec fails now, not after the Keras model has loaded
 
         options = CompareOptions(
             keras_path=keras_model, torch_spec=torch_module, torch_kwargs=_parse_kwargs(torch_kwargs),

@@ -12,6 +12,7 @@ from .errors import KtdiffError
 from .explain import Result, explain
 from .keras_loader import check_keras_path, input_specs_from_config, read_keras_config
 from .summary import ModelSummary
+from .torch_loader import check_spec
 
 
 @dataclass
@@ -32,6 +33,7 @@ class CompareOptions:
 def load_summaries(opts: CompareOptions) -> tuple[ModelSummary, ModelSummary]:
     """Both summaries, each loaded in its own process; the two run at the same time."""
     check_keras_path(opts.keras_path)  # fail fast, before any framework import
+    check_spec(opts.torch_spec)         # a typo in the spec fails now, not after the Keras model has loaded
     if opts.torch_weights and not os.path.isfile(opts.torch_weights):
         raise KtdiffError(f"PyTorch weights file not found: {opts.torch_weights}", "check the --torch-weights path.")
     keras_inputs = None
