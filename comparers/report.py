@@ -215,14 +215,14 @@ def render_table(result: Result, *, plain: bool = True, width: int | None = None
             if codes:
                 codes.append(" ")
             style = "dim strike" if f.suppressed else STYLES[f.category]
-            codes.append(f.code + ("(ignored)" if f.suppressed else ""), style=style)
+            codes.append(f.code + ("⊘" if f.suppressed else ""), style=style)
         kc, tc = _keras_cell(result, row), _torch_cell(result, row)
         dim_row = status is None and all(f.category == "structure" for f in fs) and fs
         table.add_row(str(i), Text(MARKS.get(status, ""), style=STYLES.get(status, "")),
                       *kc, *tc, codes, style="dim" if dim_row else None)
     console.print(table)
     console.print(Text("nt = non-trainable weights (Keras); buf = buffer elements (PyTorch); "
-                       "~ bookkeeping or convention; · note; ✗ different", style="dim"))
+                       "~ bookkeeping or convention; · note; ✗ different; ⊘ suppressed", style="dim"))
     console.print()
     _print_totals(console, result)
     console.print()
@@ -311,7 +311,8 @@ def _print_findings(console, result: Result) -> None:
         suppressed = all(f.suppressed for f in items)
         style = "dim" if suppressed else STYLES[rule.category]
         head = Text()
-        head.append(f"{MARKS.get(rule.category, '·')} {code} ", style=style + " bold" if not suppressed else style)
+        mark = "⊘" if suppressed else MARKS.get(rule.category, "·")
+        head.append(f"{mark} {code} ", style=style + " bold" if not suppressed else style)
         head.append(f"{rule.name} [{rule.category}]", style=style)
         head.append(f"  {rule.title}", style="dim" if suppressed else "")
         console.print(head)

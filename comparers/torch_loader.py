@@ -218,6 +218,11 @@ def find_suppressions(*objs) -> dict[str, str]:
     return found
 
 
+def _user_classes(cls) -> list:
+    """The model's class and the user's base classes (a subclass keeps its base's documented suppressions)."""
+    return [c for c in cls.__mro__ if c is not object and not c.__module__.startswith("torch.")]
+
+
 def load_weights(model, path: str, unsafe: bool = False) -> None:
     import pickle
 
@@ -496,6 +501,28 @@ FUNCTION_KINDS: dict[str, tuple[str, str | None]] = {
 }
 
 
+# positional parameters after the input, as torch.nn.functional declares them
+_POOL_PARAMS = {
+    "max": ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
+    "avg": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
+}
+
+
+def _functional_pool_args(name: str, args: tuple, kwargs: dict) -> dict[str, Any]:
+    """F.max_pool2d(x, 2) / F.avg_pool2d(x, 3, 2, 1) -> the same hyperparameters as the modules'."""
+    given = dict(zip(_POOL_PARAMS["avg" if name.startswith("avg") else "max"], args[1:]))
+    given.update(kwargs)
+    rank = int(name[-2]) if name[-2].isdigit() else 2
+    if "kernel_size" not in given:
+        return {}
+    stride = given.get("stride") or given["kernel_size"]
+    hp: dict[str, Any] = {"rank": rank, "pool_size": _ints(given["kernel_size"], rank), "strides": _ints(stride, rank),
+                          "padding": _ints(given.get("padding", 0), rank), "ceil_mode": bool(given.get("ceil_mode"))}
+    if name.startswith("avg"):
+        hp["count_include_pad"] = bool(given.get("count_include_pad", True))
+    return hp
+
+
 def _function_name(func) -> str:
     return getattr(func, "__name__", None) or str(func)
 
@@ -624,6 +651,8 @@ class _Recorder:
             hp.update(pool_type="avg" if "avg" in name else "max", keepdims=True)
         elif kind == "pool":
             hp["pool_type"] = "avg" if "avg" in name else "max"
+            if not name.startswith("adaptive"):
+                hp.update(_functional_pool_args(name, args, kwargs))
         if kind == "dropout":
             p = kwargs.get("p", args[1] if len(args) > 1 and isinstance(args[1], float) else 0.5)
             hp["rate"] = float(p)
@@ -791,7 +820,7 @@ def load_torch_summary(spec: str, *, kwargs: dict | None = None, weights: str | 
         inputs=[InputSpec(f"input_{i}" if len(shapes) > 1 else "input", s, d)
                 for i, (s, d) in enumerate(zip(shapes, dtypes))],
         output_shapes=outputs, layers=rows,
-        suppressions=find_suppressions(type(model), factory) if factory is not type(model) else find_suppressions(factory),
+        suppressions=find_suppressions(*_user_classes(type(model)), *([factory] if factory is not type(model) else [])),
         notes=[f"input {described}: {how}"] + notes,
     )
     summary.totals = compute_totals(rows)

@@ -66,3 +66,18 @@ def test_mini_mobilenet_port(loader):
     (f,) = [f for f in naive.findings if f.code == "CNV002"]
     assert f.keras == "stem" and "Keras pads 0 before and 1 after" in f.message
     assert naive.verdict == "different"
+
+
+def test_lenet_tutorial_port(loader):
+    # functional activations and pools, x.view(-1, 400), a documented logits head
+    r = loader.compare("lenet.keras", "lenet_torch.py:LeNet")
+    assert r.verdict == "equivalent" and r.exit_code == 0
+    assert [f.code for f in r.findings if f.suppressed] == ["ACT005"]
+    pools = [(row.keras, r.torch.layer(row.torch).hparams) for row in r.rows if row.keras in ("pool1", "pool2")]
+    assert [hp["pool_size"] for _, hp in pools] == [[2, 2], [2, 2]]  # F.max_pool2d(x, 2) and (x, (2, 2))
+    assert "FLT001" in codes(r)  # x.view flattens (c, h, w)
+
+    avg = loader.compare("lenet.keras", "lenet_torch.py:LeNetAvgPool")
+    (f,) = [f for f in avg.findings if f.code == "HP001"]
+    assert f.keras == "pool1" and "max vs PyTorch avg" in f.message
+    assert [f.code for f in avg.findings if f.suppressed] == ["ACT005"]  # the base class's comment still applies
