@@ -60,6 +60,12 @@ def test_rnn001_two_biases_one_sum(facts):
     assert facts["lstm_ported"] < EXACT
 
 
+def test_rnn004_gru_gates_swap_z_and_r(facts):
+    F_, U = 5, 4
+    assert facts["gru_keras_params"] == facts["gru_torch_params"] == 3 * U * (F_ + U + 2)  # reset_after=True
+    assert facts["gru_ported_swapped"] < EXACT and facts["gru_ported_unswapped"] > APART
+
+
 def test_act004_leaky_relu_defaults(facts):
     assert facts["leaky_keras_layer_slope"] == pytest.approx(0.3)
     assert facts["leaky_torch_slope"] == pytest.approx(0.01)

@@ -543,3 +543,35 @@ def test_every_rule_is_covered():
     source = inspect.getsource(sys.modules[__name__])
     missing = [r.code for r in all_rules() if f'"{r.code}"' not in source]
     assert missing == []
+
+
+# --------------------------------------------------------------------------- RNN004, RNN005, EMB001
+
+TEXT = "rule_text.keras"
+
+
+def test_rnn004_gru_gate_order(compare):
+    r = compare(RNN, "RnnPort")  # Keras 3 GRU (reset_after=True): equal counts, another gate order
+    f = finding(r, "RNN004", "gru", "gru")
+    assert f.category == "convention" and "[z, r, h] vs torch [r, z, n]" in f.message
+    assert "RNN004" not in [x.code for x in r.findings if x.keras == "lstm"]
+    assert "RNN004" not in codes(compare(TEXT, "TextPort"))  # reset_after=False: RNN005 instead
+
+
+def test_rnn005_gru_reset_before(compare):
+    r = compare(TEXT, "TextPort")
+    f = finding(r, "RNN005", "gru", "gru")
+    U, F_ = 6, 8
+    assert r.keras.layer("gru").total_params == 3 * U * (F_ + U + 1)   # one bias
+    assert r.torch.layer("gru").total_params == 3 * U * (F_ + U + 2)  # b_ih and b_hh
+    assert f.category == "behaviour" and f.params == -3 * U
+    assert_accounted(r)
+    assert "RNN005" not in codes(compare(RNN, "RnnPort"))
+
+
+def test_emb001_mask_zero_and_padding_idx(compare):
+    r = compare(TEXT, "TextPort")
+    f = finding(r, "EMB001", "embed", "embed")
+    assert "mask_zero=True" in f.message and f.category == "behaviour"
+    assert r.torch.inputs[0].dtype == "int64"
+    assert r.verdict == "different"

@@ -429,3 +429,57 @@ def pool_padding(ctx, index, row):
     elif kp.get("pool_type") == "avg" and any(tp.get("padding", [])) and tp.get("count_include_pad", True):
         yield Hit(f"Keras averages over the cells inside the input; {label(t)} has padding={tup(tp['padding'])} "
                   "and count_include_pad=True, so border windows divide by padded zeros.")
+
+
+@rule("RNN004", "gru-gate-order", "convention", "GRU gates are stored in another order",
+      what="Keras stores a GRU's gates as [z, r, h] (update, reset, candidate), torch as [r, z, n]. Counts are "
+           "equal with Keras's default reset_after=True.",
+      why="Each framework concatenates the three gates' weights in its own order.",
+      fix="When porting: swap the first two U-wide blocks of kernel, recurrent_kernel and both bias rows, then "
+          "weight_ih = kernel.T, weight_hh = recurrent_kernel.T, bias_ih = bias[0], bias_hh = bias[1].")
+def gru_gate_order(ctx, index, row):
+    k, t = _pair(ctx, row, "rnn")
+    if k is None or t.kind != "rnn" or k.hparams.get("cell") != "GRU" or t.hparams.get("cell") != "GRU":
+        return
+    if k.hparams.get("reset_after", True):
+        units = k.hparams.get("units")
+        yield Hit(f"Keras [z, r, h] vs torch [r, z, n]: swap the first two {units}-wide blocks of each weight "
+                  "and bias when porting.")
+
+
+@rule("RNN005", "gru-reset-before", "behaviour", "A Keras GRU with reset_after=False has no torch equivalent",
+      what="With reset_after=False, Keras applies the reset gate before the recurrent matrix product and keeps one "
+           "bias (3U fewer parameters); torch's GRU always applies it after (Keras's reset_after=True).",
+      why="Keras 2's default; models trained with it compute a different function.",
+      fix="Rebuild the Keras model with reset_after=True (Keras 3's default), or write the cell by hand in torch.")
+def gru_reset_before(ctx, index, row):
+    k, t = _pair(ctx, row, "rnn")
+    if k is None or t.kind != "rnn" or k.hparams.get("cell") != "GRU" or t.hparams.get("cell") != "GRU":
+        return
+    if k.hparams.get("reset_after", True):
+        return
+    dirs = 2 if t.hparams.get("bidirectional") else 1
+    extra = 3 * k.hparams.get("units", 0) * dirs if k.hparams.get("use_bias") and t.hparams.get("use_bias") else 0
+    yield Hit(f"Keras {label(k)} has reset_after=False ({num(k.total_params)} parameters); torch's GRU resets "
+              f"after the product, with a second bias ({num(t.total_params)}).",
+              params=-extra if k.total_params - t.total_params == -extra else 0)
+
+
+@rule("EMB001", "embedding-padding", "behaviour", "Id 0 is treated differently by the two embeddings",
+      what="Keras Embedding(mask_zero=True) emits a mask, and the layers after it (an LSTM, a pooling) skip the "
+           "padded steps; torch has no masks, so the port computes over them. torch padding_idx keeps that row at "
+           "zero with a zero gradient, which Keras's embedding does not.",
+      why="Keras propagates masks between layers; torch leaves padding to the user (pack_padded_sequence, "
+          "attention masks).",
+      fix="Handle the padding in the port (pack the sequences, mask the pooling), or drop mask_zero; match "
+          "padding_idx with how the Keras model was trained.")
+def embedding_padding(ctx, index, row):
+    k, t = _pair(ctx, row, "embedding")
+    if k is None or t.kind != "embedding":
+        return
+    if k.hparams.get("mask_zero"):
+        yield Hit(f"Keras {label(k)} has mask_zero=True: the layers after it skip id-0 steps; the port's "
+                  f"{label(t)} passes them on (padding_idx={t.hparams.get('padding_idx')}).")
+    elif t.hparams.get("padding_idx") is not None:
+        yield Hit(f"the port's {label(t)} has padding_idx={t.hparams['padding_idx']} (a zero row with a zero "
+                  f"gradient); Keras {label(k)} trains that row like any other (training only).")

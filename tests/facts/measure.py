@@ -123,6 +123,28 @@ with torch.no_grad():
     tl.bias_hh_l0.zero_()
     out["lstm_ported"] = diff(y, tl(torch.tensor(x))[0])
 
+# RNN004: GRU gate order [z, r, h] vs [r, z, n]
+kg = L.GRU(U, return_sequences=True)
+y = np.asarray(kg(x))
+tg = nn.GRU(F_, U, batch_first=True)
+out["gru_keras_params"] = kg.count_params()
+out["gru_torch_params"] = sum(p.numel() for p in tg.parameters())
+
+
+def swap_zr(w):  # last axis [z | r | h] -> [r | z | h]
+    return np.concatenate([w[..., U:2 * U], w[..., :U], w[..., 2 * U:]], axis=-1)
+
+
+for swap, key in ((True, "gru_ported_swapped"), (False, "gru_ported_unswapped")):
+    fix = swap_zr if swap else (lambda w: w)
+    bias = np.asarray(kg.cell.bias)
+    with torch.no_grad():
+        tg.weight_ih_l0.copy_(torch.tensor(fix(np.asarray(kg.cell.kernel)).T))
+        tg.weight_hh_l0.copy_(torch.tensor(fix(np.asarray(kg.cell.recurrent_kernel)).T))
+        tg.bias_ih_l0.copy_(torch.tensor(fix(bias[0])))
+        tg.bias_hh_l0.copy_(torch.tensor(fix(bias[1])))
+        out[key] = diff(y, tg(torch.tensor(x))[0])
+
 # ACT004: LeakyReLU defaults
 out["leaky_keras_layer_slope"] = float(np.asarray(L.LeakyReLU()(np.array([-1.0], "float32")))[0]) * -1
 out["leaky_torch_slope"] = float(nn.LeakyReLU()(torch.tensor([-1.0]))[0]) * -1
