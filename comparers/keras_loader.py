@@ -215,8 +215,12 @@ def _layer_row(layer, lid: str, parent: str | None, depth: int, prefix: str) -> 
 
 
 def _weight_name(w, layer) -> str:
+    """The weight's path inside its layer: kernel, moving_mean, query/kernel (MultiHeadAttention)."""
     path = getattr(w, "path", None) or w.name
-    return path.split("/")[-1] if "/" in path else path
+    for prefix in (getattr(layer, "path", None), layer.name):
+        if prefix and path.startswith(prefix + "/"):
+            return path[len(prefix) + 1:]
+    return path.split("/")[-1]
 
 
 def _listify(x) -> list:
@@ -380,6 +384,13 @@ def _hparams(cls: str, kind: str, cfg: dict, weights: list[Weight]) -> dict[str,
     elif kind == "pad":
         hp.update(padding=_pad_pairs(cfg.get("padding", 1), int(cls[-2]) if cls[-2].isdigit() else 2),
                   mode="constant", value=0.0)
+    elif kind == "attention":
+        hp.update(num_heads=int(cfg.get("num_heads", 1)), key_dim=int(cfg.get("key_dim", 0)),
+                  value_dim=int(cfg.get("value_dim") or cfg.get("key_dim", 0)),
+                  use_bias=bool(cfg.get("use_bias", True)))
+        q = shapes.get("query/kernel")  # (E, H, key_dim)
+        if q:
+            hp["embed_dim"] = q[0]
     elif kind == "embedding":
         hp.update(input_dim=int(cfg.get("input_dim", 0)), output_dim=int(cfg.get("output_dim", 0)),
                   mask_zero=bool(cfg.get("mask_zero", False)))

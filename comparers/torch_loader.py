@@ -475,7 +475,9 @@ def module_hparams(mod, kind: str) -> dict[str, Any]:
                 "bidirectional": bool(mod.bidirectional), "use_bias": bool(mod.bias),
                 "batch_first": bool(mod.batch_first)}
     if kind == "attention":
-        return {"embed_dim": mod.embed_dim, "num_heads": mod.num_heads, "batch_first": bool(mod.batch_first)}
+        return {"embed_dim": mod.embed_dim, "num_heads": mod.num_heads, "batch_first": bool(mod.batch_first),
+                "use_bias": mod.in_proj_bias is not None, "key_dim": mod.head_dim, "value_dim": mod.head_dim,
+                "separate_projections": not mod._qkv_same_embed_dim}  # noqa: SLF001
     return {}
 
 

@@ -66,6 +66,12 @@ def test_rnn004_gru_gates_swap_z_and_r(facts):
     assert facts["gru_ported_swapped"] < EXACT and facts["gru_ported_unswapped"] > APART
 
 
+def test_att001_head_size_sets_the_count(facts):
+    E = 8
+    assert facts["mha_torch"] == facts["mha_keras_key_dim_e_over_h"] == 4 * E * E + 4 * E
+    assert facts["mha_keras_key_dim_e"] == 568  # key_dim=E with 2 heads: twice the projections
+
+
 def test_act004_leaky_relu_defaults(facts):
     assert facts["leaky_keras_layer_slope"] == pytest.approx(0.3)
     assert facts["leaky_torch_slope"] == pytest.approx(0.01)

@@ -575,3 +575,33 @@ def test_emb001_mask_zero_and_padding_idx(compare):
     assert "mask_zero=True" in f.message and f.category == "behaviour"
     assert r.torch.inputs[0].dtype == "int64"
     assert r.verdict == "different"
+
+
+# --------------------------------------------------------------------------- ATT
+
+ATTN = "rule_attention.keras"
+
+
+def test_att001_head_size(compare):
+    r = compare(ATTN, "AttentionFourHeads")
+    f = finding(r, "ATT001", "mha", "mha")
+    assert f.category == "behaviour" and "2 heads of key_dim=4" in f.message and "4 heads of 2" in f.message
+    E = 8
+    assert r.keras.layer("mha").total_params == r.torch.layer("mha").total_params == 4 * E * E + 4 * E
+    assert f.params == 0 and r.verdict == "different"
+    assert "ATT001" not in codes(compare(ATTN, "AttentionPort"))
+
+
+def test_att002_weight_layout_and_a_faithful_transformer_block(compare):
+    r = compare(ATTN, "AttentionPort")
+    f = finding(r, "ATT002", "mha", "mha")
+    assert f.category == "convention" and "(8, 2, 4)" in f.message and "(24, 8)" in f.message
+    assert r.verdict == "equivalent"  # the residual add pairs with x + a; LayerNorm eps agree
+    assert [row.torch for row in r.rows if row.keras == "residual"] == ["x.add#1"]
+
+
+def test_att003_batch_first(compare):
+    r = compare(ATTN, "AttentionSeqFirst")
+    f = finding(r, "ATT003", "mha", "mha")
+    assert f.category == "behaviour" and "batch_first=False" in f.message
+    assert "ATT003" not in codes(compare(ATTN, "AttentionPort"))

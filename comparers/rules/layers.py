@@ -21,9 +21,11 @@ def _pair(ctx, row, *kinds):
 
 
 def _weight(layer, *names):
-    for w in layer.weights:
-        if w.name in names:
-            return w
+    """A layer's weight by name; exact first (query/kernel), then by last part (a cell's lstm_cell/bias)."""
+    for exact in (True, False):
+        for w in layer.weights:
+            if (w.name if exact else w.name.rpartition("/")[2]) in names:
+                return w
     return None
 
 
@@ -483,3 +485,58 @@ def embedding_padding(ctx, index, row):
     elif t.hparams.get("padding_idx") is not None:
         yield Hit(f"the port's {label(t)} has padding_idx={t.hparams['padding_idx']} (a zero row with a zero "
                   f"gradient); Keras {label(k)} trains that row like any other (training only).")
+
+
+def _attention_pair(ctx, row):
+    k, t = _pair(ctx, row, "attention")
+    if k is None or t.kind != "attention":
+        return None, None
+    return k, t
+
+
+@rule("ATT001", "mha-head-size", "behaviour", "The attention heads have another size",
+      what="Keras MultiHeadAttention projects queries and keys to key_dim per head (values to value_dim); torch "
+           "MultiheadAttention(E, H) always uses E / H per head. Counts agree only when key_dim = value_dim = E / H "
+           "(4E² + 4E with biases). key_dim=E is a common mistake.",
+      why="Keras's key_dim is the size of one head, not of the model.",
+      fix="Use key_dim = E // num_heads in Keras, or write the projections by hand in torch.")
+def mha_head_size(ctx, index, row):
+    k, t = _attention_pair(ctx, row)
+    if k is None:
+        return
+    kd, vd, head = k.hparams.get("key_dim"), k.hparams.get("value_dim"), t.hparams.get("key_dim")
+    if (kd, vd) != (head, head) or k.hparams.get("num_heads") != t.hparams.get("num_heads"):
+        yield Hit(f"Keras {label(k)}: {k.hparams.get('num_heads')} heads of key_dim={kd}, value_dim={vd}; the port's "
+                  f"{label(t)}: {t.hparams.get('num_heads')} heads of {head} (embed_dim {t.hparams.get('embed_dim')}).",
+                  params=k.total_params - t.total_params)
+
+
+@rule("ATT002", "mha-weight-layout", "convention", "Attention projections are stored in different layouts",
+      what="Keras keeps query/key/value kernels of shape (E, H, head) with biases (H, head) and an output kernel "
+           "(H, head, E); torch packs q, k and v into in_proj_weight (3E, E) and in_proj_bias (3E), with "
+           "out_proj a Linear(E, E).",
+      why="torch fuses the three input projections into one matrix.",
+      fix="in_proj_weight = cat([W.reshape(E, H·head).T for W in (query, key, value)]); in_proj_bias = "
+          "cat([b.reshape(-1) ...]); out_proj.weight = attention_output.kernel.reshape(H·head, E).T.")
+def mha_weight_layout(ctx, index, row):
+    k, t = _attention_pair(ctx, row)
+    q, w = _weight(k, "query/kernel") if k is not None else None, _weight(t, "in_proj_weight") if t is not None else None
+    if q is not None and w is not None:
+        yield Hit(f"query/key/value kernels {tup(q.shape)} each vs in_proj_weight {tup(w.shape)}: reshape to "
+                  f"({q.shape[0]}, {math.prod(q.shape[1:])}), transpose and concatenate when porting.")
+
+
+@rule("ATT003", "mha-batch-first", "behaviour", "The PyTorch attention reads the batch as the sequence axis",
+      what="torch MultiheadAttention defaults to batch_first=False and reads (T, N, E); Keras reads (N, T, E). "
+           "Self-attention on batch-first data runs without an error and attends across the batch instead.",
+      why="torch's default follows the original Transformer implementation's layout.",
+      fix="Construct it with batch_first=True (or transpose the input).")
+def mha_batch_first(ctx, index, row):
+    k, t = _attention_pair(ctx, row)
+    if k is None or t.hparams.get("batch_first", True):
+        return
+    if k.input_shapes and t.input_shapes and len(t.input_shapes[0]) == 3 \
+            and list(t.input_shapes[0][1:]) == list(k.input_shapes[0][1:]):
+        yield Hit(f"{label(t)} has batch_first=False and receives {tup(t.input_shapes[0])}: it attends across "
+                  f"{t.input_shapes[0][0]} as the sequence; Keras attends over the {k.input_shapes[0][1]} steps "
+                  "of each sample.")

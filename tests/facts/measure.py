@@ -145,6 +145,14 @@ for swap, key in ((True, "gru_ported_swapped"), (False, "gru_ported_unswapped"))
         tg.bias_hh_l0.copy_(torch.tensor(fix(bias[1])))
         out[key] = diff(y, tg(torch.tensor(x))[0])
 
+# ATT001: MultiHeadAttention counts (E = 8, 2 heads)
+q = np.zeros((1, 5, 8), "float32")
+for key_dim, key in ((4, "mha_keras_key_dim_e_over_h"), (8, "mha_keras_key_dim_e")):
+    mha = L.MultiHeadAttention(2, key_dim)
+    mha(q, q)
+    out[key] = mha.count_params()
+out["mha_torch"] = sum(p.numel() for p in nn.MultiheadAttention(8, 2).parameters())
+
 # ACT004: LeakyReLU defaults
 out["leaky_keras_layer_slope"] = float(np.asarray(L.LeakyReLU()(np.array([-1.0], "float32")))[0]) * -1
 out["leaky_torch_slope"] = float(nn.LeakyReLU()(torch.tensor([-1.0]))[0]) * -1
