@@ -155,6 +155,7 @@ def load_keras_summary(path: str, *, unsafe: bool = False) -> ModelSummary:
             layers.append(Layer(id=spec.name, name=spec.name, type="InputLayer", kind="input",
                                 output_shapes=[spec.shape]))
     _walk(model, layers, prefix="", parent=None, depth=0, keras=keras)
+    layers = _split_separable(layers)
 
     summary = ModelSummary(
         framework="keras", source=path, name=model.name, class_name=type(model).__name__,
@@ -190,6 +191,48 @@ def _walk(model, layers: list[Layer], prefix: str, parent: str | None, depth: in
         if type(layer).__name__ == "InputLayer" and parent is not None:
             continue  # a nested model's own input is the outer layer's output
         layers.append(_layer_row(layer, lid, parent, depth, prefix))
+
+
+def _split_separable(layers: list[Layer]) -> list[Layer]:
+    """A SeparableConv is two computations, a depthwise and a pointwise convolution, and a port writes
+    it as two modules: give each its row (ids `name/depthwise`, `name/pointwise`), with its own weights,
+    so that each pairs with its own torch module. The totals are unchanged."""
+    out: list[Layer] = []
+    renamed: dict[str, str] = {}
+    for row in layers:
+        dw_w = next((w for w in row.weights if w.name == "depthwise_kernel"), None)
+        pw_w = next((w for w in row.weights if w.name == "pointwise_kernel"), None)
+        if row.kind != "separable_conv" or dw_w is None or pw_w is None:
+            out.append(row)
+            continue
+        hp = row.hparams
+        rank, in_c, dm = hp.get("rank", 2), dw_w.shape[-2], dw_w.shape[-1]
+        mid = in_c * dm
+        mid_shapes = [s[:-1] + [mid] for s in row.output_shapes[:1]]
+        common = dict(type=row.type, origin="layer", depth=row.depth, parent=row.parent)
+        ones = [1] * rank
+        dw = Layer(id=row.id + "/depthwise", name=row.name + "/depthwise", kind="depthwise_conv",
+                   output_shapes=mid_shapes, input_shapes=row.input_shapes, inbound=row.inbound,
+                   trainable_params=dw_w.numel if dw_w.trainable else 0,
+                   non_trainable_params=0 if dw_w.trainable else dw_w.numel, weights=[dw_w],
+                   hparams=dict(rank=rank, kernel_size=hp["kernel_size"], strides=hp["strides"],
+                                padding=hp["padding"], dilation=hp["dilation"], groups=in_c, use_bias=False,
+                                filters=mid, in_channels=in_c, depth_multiplier=dm, data_format=hp["data_format"],
+                                separable_part="depthwise"), **common)
+        rest = [w for w in row.weights if w is not dw_w]
+        pw = Layer(id=row.id + "/pointwise", name=row.name + "/pointwise", kind="conv",
+                   output_shapes=row.output_shapes, input_shapes=mid_shapes, inbound=[dw.id],
+                   trainable_params=sum(w.numel for w in rest if w.trainable),
+                   non_trainable_params=sum(w.numel for w in rest if not w.trainable), weights=rest,
+                   hparams=dict(rank=rank, kernel_size=ones, strides=ones, padding="valid", dilation=ones, groups=1,
+                                use_bias=hp["use_bias"], filters=hp.get("filters"), in_channels=mid,
+                                activation=hp.get("activation", "linear"), data_format=hp["data_format"],
+                                separable_part="pointwise"), **common)
+        out += [dw, pw]
+        renamed[row.id] = pw.id
+    for row in out:  # the layers after a separable conv read its pointwise output
+        row.inbound = [renamed.get(i, i) for i in row.inbound]
+    return out
 
 
 def _layer_row(layer, lid: str, parent: str | None, depth: int, prefix: str) -> Layer:

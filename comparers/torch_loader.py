@@ -497,7 +497,7 @@ FUNCTION_KINDS: dict[str, tuple[str, str | None]] = {
     "adaptive_avg_pool1d": ("pool", None), "adaptive_avg_pool2d": ("pool", None),
     "adaptive_max_pool2d": ("pool", None), "interpolate": ("upsample", None), "pad": ("pad", None),
     "cat": ("merge", None), "concat": ("merge", None), "add": ("merge", None), "__add__": ("merge", None),
-    "__iadd__": ("merge", None), "add_": ("merge", None),
+    "__iadd__": ("merge", None), "add_": ("merge", None), "mean": ("global_pool", None),
     "permute": ("permute", None), "transpose": ("permute", None),
     "view": ("reshape", None), "reshape": ("reshape", None),
 }
@@ -633,6 +633,12 @@ class _Recorder:
                 return
         if kind == "permute" and name == "transpose" and in_shapes and len(in_shapes[0]) < 3:
             return
+        if name == "mean":
+            # x.mean((2, 3)) over every spatial dimension of an image tensor is a global average pooling
+            if not (in_shapes and out_shapes and len(in_shapes[0]) >= 3
+                    and [d for d in out_shapes[0] if d != 1] == [d for d in in_shapes[0][:2] if d != 1]
+                    and out_shapes[0][:2] == in_shapes[0][:2]):
+                return
         owner = self.paths.get(id(self.stack[-1]), "") if self.stack else ""
         count = self.function_counts.get(name, 0) + 1
         self.function_counts[name] = count
@@ -648,7 +654,9 @@ class _Recorder:
                 hp["negative_slope"] = float(kwargs.get("negative_slope", args[1] if len(args) > 1 else 0.01))
             if name == "gelu" and kwargs.get("approximate", "none") == "tanh":
                 hp["activation"] = "gelu_tanh"
-        if kind == "pool" and name.startswith("adaptive") and out_shapes and all(d == 1 for d in out_shapes[0][2:]):
+        if name == "mean":
+            hp.update(pool_type="avg", keepdims=len(out_shapes[0]) == len(in_shapes[0]))
+        elif kind == "pool" and name.startswith("adaptive") and out_shapes and all(d == 1 for d in out_shapes[0][2:]):
             kind = "global_pool"
             hp.update(pool_type="avg" if "avg" in name else "max", keepdims=True)
         elif kind == "pool":

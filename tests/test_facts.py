@@ -44,6 +44,11 @@ def test_cnv_padding_and_kernel_layout(facts):
     assert facts["zeropadding_valid_vs_padding1"] < EXACT   # ROW007: ZeroPadding2D(1) + 'valid' ≡ padding=1
 
 
+def test_cnv003_separable_conv_and_a_redundant_depthwise_bias(facts):
+    # depth_multiplier 2: CNV001's depthwise recipe, and a depthwise bias folded into the pointwise one
+    assert facts["separable_with_folded_depthwise_bias"] < EXACT
+
+
 def test_flt001_flatten_order_needs_the_permutation(facts):
     assert facts["flatten_plain_kernel_T"] > APART and facts["flatten_permuted_kernel"] < EXACT
 

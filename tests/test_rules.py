@@ -605,3 +605,24 @@ def test_att003_batch_first(compare):
     f = finding(r, "ATT003", "mha", "mha")
     assert f.category == "behaviour" and "batch_first=False" in f.message
     assert "ATT003" not in codes(compare(ATTN, "AttentionPort"))
+
+
+# --------------------------------------------------------------------------- CNV003 (SeparableConv2D)
+
+SEP = "rule_separable.keras"
+
+
+def test_cnv003_separable_conv_pairs_with_depthwise_and_pointwise(compare):
+    r = compare(SEP, "SeparablePort")
+    pairs = [(row.keras, row.torch) for row in r.rows if row.is_pair and row.keras_part == "layer"]
+    assert ("sep/depthwise", "depthwise") in pairs and ("sep/pointwise", "pointwise") in pairs
+    assert ("gap", "x.mean#1") in pairs  # x.mean((2, 3)) is a global average pooling
+    sep = r.keras.layer("sep/depthwise").total_params + r.keras.layer("sep/pointwise").total_params
+    assert sep == 3 * 3 * 4 + 4 * 16 + 16  # the SeparableConv2D's weights, split between its two rows
+    assert "CNV003" not in codes(r) and r.verdict == "bookkeeping"
+
+    r = compare(SEP, "SeparableBiased")  # torch's default bias=True on the depthwise conv
+    f = finding(r, "CNV003", "sep/depthwise", "depthwise")
+    assert f.category == "bookkeeping" and f.params == -4
+    assert "HP001" not in codes(r) and r.verdict == "bookkeeping"
+    assert_accounted(r)

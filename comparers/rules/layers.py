@@ -169,7 +169,7 @@ def conv_weight_layout(ctx, index, row):
     k, t = _pair(ctx, row, *CONV_KINDS)
     if k is None or t.kind not in ("conv", "conv_transpose"):
         return
-    kw, tw = _weight(k, "kernel", "depthwise_kernel"), _weight(t, "weight")
+    kw, tw = _weight(k, "kernel", "depthwise_kernel", "pointwise_kernel"), _weight(t, "weight")
     if kw is None or tw is None:
         return
     rank = len(kw.shape) - 2
@@ -350,7 +350,7 @@ def hyperparameter_differs(ctx, index, row):
             equal = abs(float(kv) - float(tv)) <= 1e-9
         else:
             equal = kv == tv
-        if not equal:
+        if not equal and not (key == "use_bias" and separable_depthwise_bias(k, t)):  # CNV003 has that one
             differing.append((key, kv, tv))
     bias_params = 0
     for key, kv, tv in differing:
@@ -540,3 +540,25 @@ def mha_batch_first(ctx, index, row):
         yield Hit(f"{label(t)} has batch_first=False and receives {tup(t.input_shapes[0])}: it attends across "
                   f"{t.input_shapes[0][0]} as the sequence; Keras attends over the {k.input_shapes[0][1]} steps "
                   "of each sample.")
+
+
+def separable_depthwise_bias(k, t) -> bool:
+    """The port's depthwise half of a SeparableConv has a bias that Keras's does not."""
+    return k.hparams.get("separable_part") == "depthwise" and not k.hparams.get("use_bias") \
+        and bool(t.hparams.get("use_bias"))
+
+
+@rule("CNV003", "separable-depthwise-bias", "bookkeeping", "The port's depthwise convolution has a redundant bias",
+      what="Keras's SeparableConv2D has one bias, after the pointwise convolution. A port written as "
+           "Conv2d(groups=in) + Conv2d(1x1) with torch's default bias=True adds in·multiplier parameters.",
+      why="The pointwise convolution is linear, so a bias before it folds into the pointwise bias: the port "
+          "computes the same functions, with more parameters.",
+      fix="Nothing changes the outputs; pass bias=False to the depthwise Conv2d to make the counts agree, and "
+          "set it to zero when porting weights.")
+def separable_bias(ctx, index, row):
+    k, t = _pair(ctx, row, "depthwise_conv")
+    if k is not None and t.kind == "conv" and separable_depthwise_bias(k, t):
+        bias = _weight(t, "bias")
+        n = bias.numel if bias else 0
+        yield Hit(f"Keras {k.name.rpartition('/')[0]} ({k.type}) has no depthwise bias; the port's {label(t)} has "
+                  f"{num(n)}, which the pointwise bias absorbs.", params=-n)

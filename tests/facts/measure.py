@@ -85,6 +85,22 @@ with torch.no_grad():
     tc.bias.copy_(torch.tensor(np.asarray(kc.bias)))
     out["zeropadding_valid_vs_padding1"] = diff(y, tc(nchw(x)))
 
+# CNV003: SeparableConv2D = depthwise + pointwise; a depthwise bias folds into the pointwise bias
+x = rng.random((2, 8, 8, 4)).astype("float32")
+ks = L.SeparableConv2D(6, 3, padding="same", depth_multiplier=2)
+y = np.asarray(ks(x)).transpose(0, 3, 1, 2)
+dk, pk, kb = (np.asarray(w) for w in (ks.depthwise_kernel, ks.pointwise_kernel, ks.bias))
+dwc = nn.Conv2d(4, 8, 3, padding=1, groups=4, bias=True)
+pwc = nn.Conv2d(8, 6, 1)
+b = rng.normal(size=8).astype("float32")
+W = pk.reshape(8, 6).T  # (out, in·m)
+with torch.no_grad():
+    dwc.weight.copy_(torch.tensor(dk.reshape(3, 3, 8).transpose(2, 0, 1)[:, None]))  # CNV001's recipe
+    pwc.weight.copy_(torch.tensor(pk.transpose(3, 2, 0, 1)))
+    dwc.bias.copy_(torch.tensor(b))
+    pwc.bias.copy_(torch.tensor(kb - W @ b))
+    out["separable_with_folded_depthwise_bias"] = diff(y, pwc(dwc(nchw(x))))
+
 # FLT001 / DNS001: flatten order and the Dense kernel
 H, W, Cf, O = 4, 4, 5, 3
 x = rng.random((2, H, W, Cf)).astype("float32")
