@@ -108,6 +108,16 @@ class Context:
     def t(self, row: Row) -> Layer | None:
         return self._t.get(row.torch) if row.torch is not None else None
 
+    def pair(self, row: Row, *kinds: str, torch: tuple[str, ...] | None = None) -> tuple[Layer | None, Layer | None]:
+        """(Keras layer, torch module) of a paired row whose Keras kind is one of `kinds` and whose torch
+        kind is one of `torch` (default: the same kinds); (None, None) otherwise. No kinds: any pair."""
+        k, t = self.k(row), self.t(row)
+        if k is None or t is None or row.keras_part != "layer":
+            return None, None
+        if kinds and (k.kind not in kinds or t.kind not in (torch or kinds)):
+            return None, None
+        return k, t
+
     def keras_layer(self, layer_id: str) -> Layer | None:
         return self._k.get(layer_id)
 

@@ -11,15 +11,6 @@ from ._text import label, num, pads, shape, tup
 CONV_KINDS = ("conv", "conv_transpose", "depthwise_conv", "separable_conv")
 
 
-def _pair(ctx, row, *kinds):
-    k, t = ctx.k(row), ctx.t(row)
-    if k is None or t is None or row.keras_part != "layer":
-        return None, None
-    if kinds and k.kind not in kinds:
-        return None, None
-    return k, t
-
-
 def _weight(layer, *names):
     """A layer's weight by name; exact first (query/kernel), then by last part (a cell's lstm_cell/bias)."""
     for exact in (True, False):
@@ -37,7 +28,7 @@ def _weight(layer, *names):
       fix="Nothing to fix in the models. Feed the port x.permute(0, 3, 1, 2) of a Keras input, and permute "
           "weights when porting them.")
 def layout(ctx, index, row):
-    k, t = _pair(ctx, row)
+    k, t = ctx.pair(row)
     if k is None or not k.output_shapes or not t.output_shapes:
         return
     relation = ctx.shapes(row)
@@ -127,8 +118,8 @@ def torch_pad_before(ctx, index, t):
 
 def conv_padding_equivalent(ctx, index, row) -> tuple[bool, list[str]] | None:
     """padding_check for a conv row, separate zero pads included; None when the row is not a conv pair."""
-    k, t = _pair(ctx, row, "conv", "depthwise_conv")
-    if k is None or t.kind != "conv":
+    k, t = ctx.pair(row, "conv", "depthwise_conv", torch=("conv",))
+    if k is None:
         return None
     return padding_check(k, t, keras_pad_before(ctx, k), torch_pad_before(ctx, index, t))
 
@@ -166,8 +157,8 @@ def absorbed_pad(ctx, index, row) -> str | None:
       fix="Port with kernel.transpose(3, 2, 0, 1) in 2-D ((2, 1, 0) in 1-D, (4, 3, 0, 1, 2) in 3-D). Depthwise: "
           "K.reshape(kh, kw, in·m).transpose(2, 0, 1)[:, None]; a plain transpose scrambles channels when m > 1.")
 def conv_weight_layout(ctx, index, row):
-    k, t = _pair(ctx, row, *CONV_KINDS)
-    if k is None or t.kind not in ("conv", "conv_transpose"):
+    k, t = ctx.pair(row, *CONV_KINDS, torch=("conv", "conv_transpose"))
+    if k is None:
         return
     kw, tw = _weight(k, "kernel", "depthwise_kernel", "pointwise_kernel"), _weight(t, "weight")
     if kw is None or tw is None:
@@ -198,8 +189,8 @@ def conv_weight_layout(ctx, index, row):
       fix="Pad explicitly in forward(): x = F.pad(x, (left, right, top, bottom)) with Keras's amounts, then "
           "padding=0.")
 def conv_padding(ctx, index, row):
-    k, t = _pair(ctx, row, "conv", "depthwise_conv")
-    if k is None or t.kind != "conv":
+    k, t = ctx.pair(row, "conv", "depthwise_conv", torch=("conv",))
+    if k is None:
         return
     mode = t.hparams.get("padding_mode", "zeros")
     if mode != "zeros":
@@ -215,8 +206,8 @@ def conv_padding(ctx, index, row):
       why="Keras computes x @ kernel, torch x @ weight.T.",
       fix="Port with weight = kernel.T (a reshape instead of a transpose runs silently with wrong outputs).")
 def dense_weight_layout(ctx, index, row):
-    k, t = _pair(ctx, row, "dense")
-    if k is None or t.kind != "dense":
+    k, t = ctx.pair(row, "dense")
+    if k is None:
         return
     kw, tw = _weight(k, "kernel"), _weight(t, "weight")
     if kw is not None and tw is not None and len(kw.shape) == 2:
@@ -252,8 +243,8 @@ def flatten_order(ctx, k, t):
       fix="Port that Dense's kernel K with W = K.reshape(H, W, C, out).transpose(3, 2, 0, 1).reshape(out, C·H·W), "
           "or flatten x.permute(0, 2, 3, 1) in the port.")
 def flatten_order_rule(ctx, index, row):
-    k, t = _pair(ctx, row, "dense")
-    if k is None or t.kind != "dense":
+    k, t = ctx.pair(row, "dense")
+    if k is None:
         return
     found = flatten_order(ctx, k, t)
     if not found:
@@ -280,8 +271,8 @@ RNN_GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
       fix="Nothing to fix. When porting: weight_ih = kernel.T, weight_hh = recurrent_kernel.T, b_ih = bias, "
           "b_hh = 0 (LSTM gate order i, f, c/g, o agrees).")
 def rnn_double_bias(ctx, index, row):
-    k, t = _pair(ctx, row, "rnn")
-    if k is None or t.kind != "rnn":
+    k, t = ctx.pair(row, "rnn")
+    if k is None:
         return
     cell = k.hparams.get("cell")
     if cell != t.hparams.get("cell") or cell not in ("LSTM", "SimpleRNN") or t.hparams.get("num_layers", 1) != 1:
@@ -302,8 +293,8 @@ def rnn_double_bias(ctx, index, row):
       why="torch's default follows cuDNN's sequence-first layout.",
       fix="Construct the torch layer with batch_first=True (or transpose the input).")
 def rnn_batch_first(ctx, index, row):
-    k, t = _pair(ctx, row, "rnn")
-    if k is None or t.kind != "rnn" or t.hparams.get("batch_first", True):
+    k, t = ctx.pair(row, "rnn")
+    if k is None or t.hparams.get("batch_first", True):
         return
     if k.input_shapes and t.input_shapes and len(t.input_shapes[0]) == 3 \
             and list(t.input_shapes[0][1:]) == list(k.input_shapes[0][1:]):
@@ -335,7 +326,7 @@ HP_SIZES = frozenset({"filters", "kernel_size", "groups", "units", "in_features"
       why="A porting slip, or a default that differs between the frameworks.",
       fix="Make the PyTorch module's argument match the Keras layer's config.")
 def hyperparameter_differs(ctx, index, row):
-    k, t = _pair(ctx, row)
+    k, t = ctx.pair(row)
     if k is None:
         return
     keys = HP_KEYS.get(k.kind, ())
@@ -375,8 +366,8 @@ def hyperparameter_differs(ctx, index, row):
       fix="In forward(), take out[:, -1] (one direction) or torch.cat([h_n[-2], h_n[-1]], 1) for a "
           "bidirectional layer (not out[:, -1]).")
 def rnn_returns_sequences(ctx, index, row):
-    k, t = _pair(ctx, row, "rnn")
-    if k is None or t.kind != "rnn" or k.hparams.get("return_sequences", True):
+    k, t = ctx.pair(row, "rnn")
+    if k is None or k.hparams.get("return_sequences", True):
         return
     if k.output_shapes and t.output_shapes and len(k.output_shapes[0]) == 2 and len(t.output_shapes[0]) == 3:
         yield Hit(f"Keras {label(k)} returns {shape(k)}; the port's {label(t)} returns {shape(t)} and its final "
@@ -410,8 +401,8 @@ def _torch_windows(size: int, k: int, s: int, p: int, ceil_mode: bool) -> tuple[
       fix="TF pads 0 before: padding=0, ceil_mode=True. TF pads p on both sides: padding=p (and "
           "count_include_pad=False for an average).")
 def pool_padding(ctx, index, row):
-    k, t = _pair(ctx, row, "pool")
-    if k is None or t.kind != "pool" or "pool_size" not in t.hparams or not k.input_shapes:
+    k, t = ctx.pair(row, "pool")
+    if k is None or "pool_size" not in t.hparams or not k.input_shapes:
         return
     kp, tp = k.hparams, t.hparams
     sizes = k.input_shapes[0][1:-1]
@@ -440,8 +431,8 @@ def pool_padding(ctx, index, row):
       fix="When porting: swap the first two U-wide blocks of kernel, recurrent_kernel and both bias rows, then "
           "weight_ih = kernel.T, weight_hh = recurrent_kernel.T, bias_ih = bias[0], bias_hh = bias[1].")
 def gru_gate_order(ctx, index, row):
-    k, t = _pair(ctx, row, "rnn")
-    if k is None or t.kind != "rnn" or k.hparams.get("cell") != "GRU" or t.hparams.get("cell") != "GRU":
+    k, t = ctx.pair(row, "rnn")
+    if k is None or k.hparams.get("cell") != "GRU" or t.hparams.get("cell") != "GRU":
         return
     if k.hparams.get("reset_after", True):
         units = k.hparams.get("units")
@@ -455,8 +446,8 @@ def gru_gate_order(ctx, index, row):
       why="Keras 2's default; models trained with it compute a different function.",
       fix="Rebuild the Keras model with reset_after=True (Keras 3's default), or write the cell by hand in torch.")
 def gru_reset_before(ctx, index, row):
-    k, t = _pair(ctx, row, "rnn")
-    if k is None or t.kind != "rnn" or k.hparams.get("cell") != "GRU" or t.hparams.get("cell") != "GRU":
+    k, t = ctx.pair(row, "rnn")
+    if k is None or k.hparams.get("cell") != "GRU" or t.hparams.get("cell") != "GRU":
         return
     if k.hparams.get("reset_after", True):
         return
@@ -476,8 +467,8 @@ def gru_reset_before(ctx, index, row):
       fix="Handle the padding in the port (pack the sequences, mask the pooling), or drop mask_zero; match "
           "padding_idx with how the Keras model was trained.")
 def embedding_padding(ctx, index, row):
-    k, t = _pair(ctx, row, "embedding")
-    if k is None or t.kind != "embedding":
+    k, t = ctx.pair(row, "embedding")
+    if k is None:
         return
     if k.hparams.get("mask_zero"):
         yield Hit(f"Keras {label(k)} has mask_zero=True: the layers after it skip id-0 steps; the port's "
@@ -487,13 +478,6 @@ def embedding_padding(ctx, index, row):
                   f"gradient); Keras {label(k)} trains that row like any other (training only).")
 
 
-def _attention_pair(ctx, row):
-    k, t = _pair(ctx, row, "attention")
-    if k is None or t.kind != "attention":
-        return None, None
-    return k, t
-
-
 @rule("ATT001", "mha-head-size", "behaviour", "The attention heads have another size",
       what="Keras MultiHeadAttention projects queries and keys to key_dim per head (values to value_dim); torch "
            "MultiheadAttention(E, H) always uses E / H per head. Counts agree only when key_dim = value_dim = E / H "
@@ -501,7 +485,7 @@ def _attention_pair(ctx, row):
       why="Keras's key_dim is the size of one head, not of the model.",
       fix="Use key_dim = E // num_heads in Keras, or write the projections by hand in torch.")
 def mha_head_size(ctx, index, row):
-    k, t = _attention_pair(ctx, row)
+    k, t = ctx.pair(row, "attention")
     if k is None:
         return
     kd, vd, head = k.hparams.get("key_dim"), k.hparams.get("value_dim"), t.hparams.get("key_dim")
@@ -519,7 +503,7 @@ def mha_head_size(ctx, index, row):
       fix="in_proj_weight = cat([W.reshape(E, H·head).T for W in (query, key, value)]); in_proj_bias = "
           "cat([b.reshape(-1) ...]); out_proj.weight = attention_output.kernel.reshape(H·head, E).T.")
 def mha_weight_layout(ctx, index, row):
-    k, t = _attention_pair(ctx, row)
+    k, t = ctx.pair(row, "attention")
     q, w = _weight(k, "query/kernel") if k is not None else None, _weight(t, "in_proj_weight") if t is not None else None
     if q is not None and w is not None:
         yield Hit(f"query/key/value kernels {tup(q.shape)} each vs in_proj_weight {tup(w.shape)}: reshape to "
@@ -532,7 +516,7 @@ def mha_weight_layout(ctx, index, row):
       why="torch's default follows the original Transformer implementation's layout.",
       fix="Construct it with batch_first=True (or transpose the input).")
 def mha_batch_first(ctx, index, row):
-    k, t = _attention_pair(ctx, row)
+    k, t = ctx.pair(row, "attention")
     if k is None or t.hparams.get("batch_first", True):
         return
     if k.input_shapes and t.input_shapes and len(t.input_shapes[0]) == 3 \
@@ -556,8 +540,8 @@ def separable_depthwise_bias(k, t) -> bool:
       fix="Nothing changes the outputs; pass bias=False to the depthwise Conv2d to make the counts agree, and "
           "set it to zero when porting weights.")
 def separable_bias(ctx, index, row):
-    k, t = _pair(ctx, row, "depthwise_conv")
-    if k is not None and t.kind == "conv" and separable_depthwise_bias(k, t):
+    k, t = ctx.pair(row, "depthwise_conv", torch=("conv",))
+    if k is not None and separable_depthwise_bias(k, t):
         bias = _weight(t, "bias")
         n = bias.numel if bias else 0
         yield Hit(f"Keras {k.name.rpartition('/')[0]} ({k.type}) has no depthwise bias; the port's {label(t)} has "

@@ -10,13 +10,6 @@ KERAS_EPS = {"batchnorm": 1e-3, "layernorm": 1e-3, "groupnorm": 1e-3}
 TORCH_EPS = {"batchnorm": 1e-5, "layernorm": 1e-5, "groupnorm": 1e-5}
 
 
-def _bn_pair(ctx, row):
-    k, t = ctx.k(row), ctx.t(row)
-    if k is None or t is None or row.keras_part != "layer" or k.kind != "batchnorm" or t.kind != "batchnorm":
-        return None, None
-    return k, t
-
-
 def _stats_numel(k) -> int:
     return sum(w.numel for w in k.weights if not w.trainable and w.name in ("moving_mean", "moving_variance"))
 
@@ -32,7 +25,7 @@ def _stats_numel(k) -> int:
       fix="Nothing to fix. When porting weights, copy moving_mean -> running_mean and moving_variance -> "
           "running_var.")
 def bn_moving_stats(ctx, index, row):
-    k, t = _bn_pair(ctx, row)
+    k, t = ctx.pair(row, "batchnorm")
     if k is None:
         return
     stats = _stats_numel(k)
@@ -57,7 +50,7 @@ def bn_moving_stats(ctx, index, row):
           "rate during training: the trained model's inference differs.",
       fix="Set torch momentum = 1 − Keras momentum, e.g. Keras 0.15 -> nn.BatchNorm2d(C, momentum=0.85).")
 def bn_momentum(ctx, index, row):
-    k, t = _bn_pair(ctx, row)
+    k, t = ctx.pair(row, "batchnorm")
     if k is None or not t.hparams.get("track_running_stats", True):
         return
     km, tm = k.hparams.get("momentum"), t.hparams.get("momentum")
@@ -78,8 +71,8 @@ def bn_momentum(ctx, index, row):
           "BatchNorm with unit-scale inputs; 4.8e-7 once matched).",
       fix="Pass the Keras value to the torch module: eps=1e-3.")
 def norm_epsilon(ctx, index, row):
-    k, t = ctx.k(row), ctx.t(row)
-    if k is None or t is None or row.keras_part != "layer" or k.kind not in NORM_KINDS or t.kind != k.kind:
+    k, t = ctx.pair(row, *NORM_KINDS)
+    if k is None or t.kind != k.kind:
         return
     ke, te = k.hparams.get("epsilon"), t.hparams.get("epsilon")
     if ke is None or te is None or abs(ke - te) <= 1e-9 * max(abs(ke), abs(te)):
@@ -97,7 +90,7 @@ def norm_epsilon(ctx, index, row):
       fix="Nothing to set. Ported (trained) statistics are unaffected; retraining in torch gives slightly "
           "different running variances.")
 def bn_variance_update(ctx, index, row):
-    k, t = _bn_pair(ctx, row)
+    k, t = ctx.pair(row, "batchnorm")
     if k is not None and t.hparams.get("track_running_stats", True):
         yield Hit(f"{label(k)} and {label(t)} update the running variance with the biased and the unbiased "
                   "batch variance: training-only drift, no setting fixes it.")
@@ -110,8 +103,8 @@ def bn_variance_update(ctx, index, row):
       fix="Keras center=False <-> torch bias=False; scale=False and center=False <-> affine=False / "
           "elementwise_affine=False. Keras scale=False with center=True has no torch equivalent.")
 def norm_affine(ctx, index, row):
-    k, t = ctx.k(row), ctx.t(row)
-    if k is None or t is None or row.keras_part != "layer" or k.kind not in NORM_KINDS or t.kind != k.kind:
+    k, t = ctx.pair(row, *NORM_KINDS)
+    if k is None or t.kind != k.kind:
         return
     kc, ks = k.hparams.get("center", True), k.hparams.get("scale", True)
     tc, ts = t.hparams.get("center", True), t.hparams.get("scale", True)
@@ -129,7 +122,7 @@ def norm_affine(ctx, index, row):
       why="Inference outputs then depend on the batch.",
       fix="Use track_running_stats=True (the default).")
 def bn_no_running_stats(ctx, index, row):
-    k, t = _bn_pair(ctx, row)
+    k, t = ctx.pair(row, "batchnorm")
     if k is None or t.hparams.get("track_running_stats", True):
         return
     stats = _stats_numel(k)
