@@ -287,6 +287,13 @@ def rnn_double_bias(ctx, index, row):
                   f"b_hh adds {RNN_GATES[cell]}·{units}{'·2' if dirs == 2 else ''} = {num(extra)}.", params=-extra)
 
 
+def reads_batch_as_sequence(k, t) -> bool:
+    """A sequence-first torch module (batch_first=False) fed the Keras layer's batch-first (N, T, F) data."""
+    if t.hparams.get("batch_first", True) or not k.input_shapes or not t.input_shapes:
+        return False
+    return len(t.input_shapes[0]) == 3 and list(t.input_shapes[0][1:]) == list(k.input_shapes[0][1:])
+
+
 @rule("RNN002", "rnn-batch-first", "behaviour", "The PyTorch recurrent layer reads the batch as the time axis",
       what="torch RNN/LSTM/GRU default to batch_first=False and read (T, N, F); Keras reads (N, T, F). Fed "
            "batch-first data, the port runs over the wrong axis without an error.",
@@ -294,10 +301,7 @@ def rnn_double_bias(ctx, index, row):
       fix="Construct the torch layer with batch_first=True (or transpose the input).")
 def rnn_batch_first(ctx, index, row):
     k, t = ctx.pair(row, "rnn")
-    if k is None or t.hparams.get("batch_first", True):
-        return
-    if k.input_shapes and t.input_shapes and len(t.input_shapes[0]) == 3 \
-            and list(t.input_shapes[0][1:]) == list(k.input_shapes[0][1:]):
+    if k is not None and reads_batch_as_sequence(k, t):
         yield Hit(f"{label(t)} has batch_first=False and receives {tup(t.input_shapes[0])}: it reads "
                   f"{t.input_shapes[0][0]} as the time axis; Keras reads {tup(k.input_shapes[0][1:])} per sample.")
 
@@ -504,7 +508,7 @@ def mha_head_size(ctx, index, row):
           "cat([b.reshape(-1) ...]); out_proj.weight = attention_output.kernel.reshape(H·head, E).T.")
 def mha_weight_layout(ctx, index, row):
     k, t = ctx.pair(row, "attention")
-    q, w = _weight(k, "query/kernel") if k is not None else None, _weight(t, "in_proj_weight") if t is not None else None
+    q, w = (_weight(k, "query/kernel"), _weight(t, "in_proj_weight")) if k is not None else (None, None)
     if q is not None and w is not None:
         yield Hit(f"query/key/value kernels {tup(q.shape)} each vs in_proj_weight {tup(w.shape)}: reshape to "
                   f"({q.shape[0]}, {math.prod(q.shape[1:])}), transpose and concatenate when porting.")
@@ -517,10 +521,7 @@ def mha_weight_layout(ctx, index, row):
       fix="Construct it with batch_first=True (or transpose the input).")
 def mha_batch_first(ctx, index, row):
     k, t = ctx.pair(row, "attention")
-    if k is None or t.hparams.get("batch_first", True):
-        return
-    if k.input_shapes and t.input_shapes and len(t.input_shapes[0]) == 3 \
-            and list(t.input_shapes[0][1:]) == list(k.input_shapes[0][1:]):
+    if k is not None and reads_batch_as_sequence(k, t):
         yield Hit(f"{label(t)} has batch_first=False and receives {tup(t.input_shapes[0])}: it attends across "
                   f"{t.input_shapes[0][0]} as the sequence; Keras attends over the {k.input_shapes[0][1]} steps "
                   "of each sample.")
