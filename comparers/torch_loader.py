@@ -498,7 +498,6 @@ FUNCTION_KINDS: dict[str, tuple[str, str | None]] = {
     "adaptive_max_pool2d": ("pool", None), "interpolate": ("upsample", None), "pad": ("pad", None),
     "cat": ("merge", None), "concat": ("merge", None), "add": ("merge", None), "__add__": ("merge", None),
     "__iadd__": ("merge", None), "add_": ("merge", None), "mean": ("global_pool", None),
-    "permute": ("permute", None), "transpose": ("permute", None),
     "view": ("reshape", None), "reshape": ("reshape", None),
 }
 
@@ -631,8 +630,6 @@ class _Recorder:
                 kind = "flatten"
             else:
                 return
-        if kind == "permute" and name == "transpose" and in_shapes and len(in_shapes[0]) < 3:
-            return
         if name == "mean":
             # x.mean((2, 3)) over every spatial dimension of an image tensor is a global average pooling
             if not (in_shapes and out_shapes and len(in_shapes[0]) >= 3

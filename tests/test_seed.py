@@ -170,7 +170,8 @@ def test_seed_verdict_and_schema(seed_json):
         assert set(f) >= {"code", "category", "keras_layer", "torch_module", "message", "suppressed"}
 
 
-@pytest.mark.parametrize("spec", ["fixtures/faithful_torch.py:FaithfulNet", "fixtures/faithful_torch.py:FaithfulLogitsNet"])
+@pytest.mark.parametrize("spec", ["fixtures/faithful_torch.py:FaithfulNet", "fixtures/faithful_torch.py:FaithfulLogitsNet",
+                                  "fixtures/faithful_torch.py:FaithfulChannelsLastFlattenNet"])
 def test_faithful_ports_are_equivalent_except_bookkeeping(models, spec, tmp_path):
     out = tmp_path / "r.json"
     done = run_ktdiff("compare", "fixtures/models/seed.keras", spec, "--format", "json", "-o", out)
@@ -180,6 +181,8 @@ def test_faithful_ports_are_equivalent_except_bookkeeping(models, spec, tmp_path
     active = {f["code"] for f in data["findings"] if not f["suppressed"]}
     assert not active & {"ACT002", "ACT005", "NRM002", "NRM003"}
     assert data["totals"]["unexplained"] == 0
+    # x.permute(0, 2, 3, 1) before the flatten: the features already come in Keras's order
+    assert ("FLT001" in active) == (not spec.endswith("ChannelsLastFlattenNet"))
     suppressed = [f for f in data["findings"] if f["suppressed"]]
     if spec.endswith("LogitsNet"):
         assert [f["code"] for f in suppressed] == ["ACT005"]
