@@ -163,10 +163,13 @@ def _repair_crossings(pairs: list[tuple[_Entry | None, _Entry | None]]) -> list[
     for i in keras_only:
         k = pairs[i][0]
         fits = [j for j in torch_only if j not in taken and _score(k, pairs[j][1]) >= FULL_MATCH]
-        rivals = [x for x in keras_only if x != i and fits and _score(pairs[x][0], pairs[fits[0]][1]) >= FULL_MATCH]
-        if len(fits) == 1 and not rivals:
-            pairs[i] = (k, pairs[fits[0]][1])
-            taken.add(fits[0])
+        if len(fits) != 1:
+            continue
+        t = pairs[fits[0]][1]
+        if any(x != i and _score(pairs[x][0], t) >= FULL_MATCH for x in keras_only):
+            continue  # two Keras layers would fit it: no guessing
+        pairs[i] = (k, t)
+        taken.add(fits[0])
     return [p for j, p in enumerate(pairs) if j not in taken]
 
 

@@ -283,13 +283,13 @@ def _accounting_lines(result: Result) -> list[tuple[str, str]]:
             running += sum(b.numel for b in t.buffers if b.name.endswith(("running_mean", "running_var")))
             nbt += sum(b.numel for b in t.buffers if b.name.endswith("num_batches_tracked"))
     if stats:
-        rest = a.keras_non_trainable - stats
+        other_weights = a.keras_non_trainable - stats
+        other_buffers = a.torch_buffers - running - nbt
         lines.append((f"Keras's {a.keras_non_trainable:,} non-trainable: {stats:,} BatchNorm moving mean/variance "
-                      f"(NRM001)" + (f" + {rest:,} other" if rest else "") + "; "
+                      f"(NRM001)" + (f" + {other_weights:,} other" if other_weights else "") + "; "
                       f"PyTorch's {a.torch_buffers:,} buffer elements: {running:,} running_mean/running_var"
                       + (f" + {nbt:,} num_batches_tracked" if nbt else "")
-                      + (f" + {a.torch_buffers - running - nbt:,} other" if a.torch_buffers - running - nbt else "")
-                      + ".", "dim"))
+                      + (f" + {other_buffers:,} other" if other_buffers else "") + ".", "dim"))
     return lines
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..align import CELL_KINDS, fused_activation
-from ..layout import compare_shapes
+from ..layout import compare_shapes, to_channels_first
 from . import Hit, rule
 from ._text import fmt_float, label
 
@@ -137,8 +137,8 @@ def _differences(ctx, row):
         relation = compare_shapes([k_shape], [t_shape])
         ki = _axis_index(khp.get("axis", -1), len(k_shape))
         ti = _axis_index(t.hparams.get("axis"), len(t_shape), implicit=True)
-        if relation == "layout" and ki is not None:
-            ki = 1 if ki == len(k_shape) - 1 else (ki + 1 if ki > 0 else 0)
+        if relation == "layout" and ki is not None:  # where the Keras axis sits once read channels-first
+            ki = to_channels_first(list(range(len(k_shape)))).index(ki)
         if ki is not None and ti is not None and ki != ti:
             yield (f"{label(k)} normalises over axis {khp.get('axis', -1)} of {tuple(k_shape)}; {label(t)} over "
                    f"dim {t.hparams.get('axis')} of {tuple(t_shape)}, another axis.")
