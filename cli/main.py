@@ -110,6 +110,25 @@ def _check_output(path: str, inputs: list[str]) -> None:
         raise UsageError(f"cannot write {path}: folder {folder} does not exist", "create it or pick another path.")
 
 
+def _check_verify_options(verify: bool, verify_input: str | None, atol: float, rtol: float, plot: str | None,
+                          inputs: list[str]) -> None:
+    if verify_input and not verify:
+        raise UsageError("--verify-input needs --verify", "add --verify.")
+    if verify_input and not os.path.isfile(verify_input):
+        raise UsageError(f"--verify-input file not found: {verify_input}", "pass an .npz written by numpy.savez.")
+    if not (atol >= 0 and rtol >= 0):
+        raise UsageError("--atol and --rtol must be 0 or more", "e.g. --rtol 1e-4 --atol 1e-6.")
+    if plot:
+        if not plot.lower().endswith((".svg", ".png", ".pdf")):
+            raise UsageError(f"--verify-plot {plot}: unknown image type", "name an .svg, .png or .pdf file.")
+        _check_output(plot, inputs)
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            raise UsageError("--verify-plot needs matplotlib, which is not installed",
+                             "pip install 'ktdiff[plot]' (or matplotlib).")
+
+
 def write_atomic(path: str, text: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".ktdiff-", dir=folder)
@@ -175,6 +194,20 @@ def compare(
                                            help="torch.load with weights_only=False (unpickles arbitrary objects). "
                                                 "Only for files you trust."),
     timeout: float = typer.Option(600.0, "--timeout", metavar="SECONDS", help="Limit for loading each model."),
+    verify: bool = typer.Option(False, "--verify",
+                                help="Port the Keras weights (or use --torch-weights), run both models on one input "
+                                     "and compare every row's outputs. --verify=strict: exit 2 when a layer cannot "
+                                     "be ported or compared."),
+    verify_strict: bool = typer.Option(False, "--verify-strict", hidden=True),
+    verify_input: Optional[str] = typer.Option(None, "--verify-input", metavar="FILE.npz",
+                                               help="Inputs for --verify, in the Keras layout, named like the Keras "
+                                                    "inputs. Default: seeded random values."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the --verify input."),
+    atol: float = typer.Option(1e-6, "--atol", metavar="X", help="Absolute tolerance of --verify per row."),
+    rtol: float = typer.Option(1e-4, "--rtol", metavar="X",
+                               help="Tolerance of --verify relative to each row's output scale (max |Keras|)."),
+    verify_plot: Optional[str] = typer.Option(None, "--verify-plot", metavar="FILE.svg|png",
+                                              help="Draw the --verify error against depth (needs matplotlib)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and the loaders' logs on errors."),
 ) -> None:
     """Compare KERAS_MODEL with TORCH_MODULE: a side-by-side table, every difference explained.
@@ -191,9 +224,12 @@ def compare(
         if input_dtype and input_dtype not in ("float32", "float16", "bfloat16", "float64", "int64", "int32", "bool"):
             raise UsageError(f"unknown --input-dtype {input_dtype!r}", "use float32, float16, bfloat16, float64, "
                                                                        "int64 or bool.")
+        torch_file = torch_module.rpartition(":")[0]
+        inputs = [keras_model, torch_file, torch_weights or "", verify_input or ""]
         if output:
-            torch_file = torch_module.rpartition(":")[0]
-            _check_output(output, [keras_model, torch_file, torch_weights or ""])
+            _check_output(output, inputs)
+        _check_verify_options(verify or verify_strict or bool(verify_plot), verify_input, atol, rtol, verify_plot,
+                              inputs)
         from ktdiff.comparers.pipeline import CompareOptions, compare as run_compare
 
         options = CompareOptions(
@@ -201,8 +237,14 @@ def compare(
             torch_weights=torch_weights, input_shapes=_parse_shapes(input_shape), input_dtype=input_dtype,
             unsafe_keras_load=unsafe_keras_load, unsafe_torch_load=unsafe_torch_load,
             keras_imports=keras_import, ignore=_codes(ignore), timeout=timeout,
+            verify="strict" if verify_strict else "on" if (verify or verify_plot) else None,
+            verify_input=verify_input, seed=seed, atol=atol, rtol=rtol,
         )
         result = run_compare(options)
+        if verify_plot:
+            from ktdiff.comparers.plot import plot_verification
+
+            plot_verification(result, verify_plot)
     except (KtdiffError, UsageError) as exc:
         fail(exc, debug)
     except KeyboardInterrupt:
@@ -229,6 +271,60 @@ def compare(
     elif text is not None:
         sys.stdout.write(text)
     raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def port(
+    keras_model: str = typer.Argument(..., metavar="KERAS_MODEL", help="Keras model file: .keras or legacy .h5/.hdf5."),
+    torch_module: str = typer.Argument(..., metavar="TORCH_MODULE",
+                                       help="package.module:Name or path/to/file.py:Name."),
+    output: str = typer.Option(..., "--output", "-o", metavar="FILE.pt",
+                               help="Where to write the ported state_dict (torch.save, atomically)."),
+    torch_kwargs: Optional[str] = typer.Option(None, "--torch-kwargs", metavar="JSON",
+                                               help="Constructor arguments as a JSON object (or @file.json)."),
+    input_shape: List[str] = typer.Option([], "--input-shape", metavar="N,C,H,W",
+                                          help="PyTorch input shape with the batch (repeat for several inputs)."),
+    input_dtype: Optional[str] = typer.Option(None, "--input-dtype", metavar="DTYPE", help="As for compare."),
+    partial: bool = typer.Option(False, "--partial",
+                                 help="Write the file even when some PyTorch tensors get no Keras weights."),
+    keras_import: List[str] = typer.Option([], "--keras-import", metavar="MODULE",
+                                           help="Import MODULE before loading (registers custom Keras objects)."),
+    unsafe_keras_load: bool = typer.Option(False, "--unsafe-keras-load",
+                                           help="Load with Keras safe_mode off. Only for files you trust."),
+    timeout: float = typer.Option(600.0, "--timeout", metavar="SECONDS", help="Limit for each step."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and the loaders' logs on errors."),
+) -> None:
+    """Port KERAS_MODEL's weights into TORCH_MODULE and write the state_dict.
+
+    The file loads with load_state_dict(strict=True) and torch.load(weights_only=True). The ported module is run
+    on a seeded input and compared with the Keras model, row by row; the last line says whether it agrees.
+    Exit code 0: written; 2: not written (a layer cannot be ported, bad input).
+    """
+    from ktdiff.comparers.errors import KtdiffError
+
+    try:
+        if input_dtype and input_dtype not in ("float32", "float16", "bfloat16", "float64", "int64", "int32", "bool"):
+            raise UsageError(f"unknown --input-dtype {input_dtype!r}", "use float32, float16, bfloat16, float64, "
+                                                                       "int64 or bool.")
+        if not output.lower().endswith((".pt", ".pth", ".bin")):
+            raise UsageError(f"-o {output}: write the state_dict to a .pt or .pth file", "e.g. -o weights.pt.")
+        _check_output(output, [keras_model, torch_module.rpartition(":")[0]])
+        from ktdiff.comparers.pipeline import CompareOptions, port_weights
+
+        options = CompareOptions(
+            keras_path=keras_model, torch_spec=torch_module, torch_kwargs=_parse_kwargs(torch_kwargs),
+            input_shapes=_parse_shapes(input_shape), input_dtype=input_dtype, unsafe_keras_load=unsafe_keras_load,
+            keras_imports=keras_import, timeout=timeout, verify="on",
+        )
+        result, lines = port_weights(options, output, partial=partial)
+    except (KtdiffError, UsageError) as exc:
+        fail(exc, debug)
+    except KeyboardInterrupt:
+        sys.stderr.write("ktdiff: interrupted\n")
+        raise typer.Exit(130) from None
+    for line in lines:
+        sys.stdout.write(line + "\n")
+    raise typer.Exit(0)
 
 
 @app.command()
@@ -259,10 +355,27 @@ def explain(code: str = typer.Argument(..., metavar="CODE", help="A rule code (N
     sys.stdout.write(report.render_rule(code))
 
 
+def _argv(args: list[str]) -> list[str]:
+    """--verify=strict is spelled as a value; click options are flags or take one, so map it."""
+    out = []
+    for arg in args:
+        if arg.startswith("--verify="):
+            value = arg.partition("=")[2].lower()
+            if value == "strict":
+                arg = "--verify-strict"
+            elif value in ("on", "true", "yes", "1"):
+                arg = "--verify"
+            else:
+                sys.stderr.write(f"ktdiff: error: unknown --verify={value} — use --verify or --verify=strict.\n")
+                sys.exit(EXIT_ERROR)
+        out.append(arg)
+    return out
+
+
 def main() -> None:
     """The console script: a usage mistake (a missing argument, an unknown option) is one line too."""
     try:
-        code = app(prog_name="ktdiff", standalone_mode=False)
+        code = app(args=_argv(sys.argv[1:]), prog_name="ktdiff", standalone_mode=False)
     except typer.TyperException as exc:  # click's UsageError and friends
         ctx = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError":  # `ktdiff` alone: the help (rich has printed it)

@@ -8,6 +8,7 @@ from .align import Row
 from .layout import compare_shapes, to_channels_first
 from .rules import CATEGORIES, FAILING, Hit, Rule, all_rules
 from .summary import Layer, ModelSummary
+from .verify import Verification, attribute
 
 VERDICTS = {
     "equivalent": "equivalent",
@@ -29,6 +30,7 @@ class Finding:
     params: int = 0
     suppressed: bool = False
     suppression: str | None = None  # where the suppression came from, and why
+    training_only: bool = False     # the difference shows in training only, not in inference outputs
 
     def to_dict(self) -> dict:
         return dict(vars(self))
@@ -77,6 +79,7 @@ class Result:
     findings: list[Finding]
     accounting: Accounting
     verdict: str
+    verification: Verification | None = None
 
     @property
     def exit_code(self) -> int:
@@ -96,8 +99,10 @@ class Result:
 class Context:
     """What a detector may look at: both summaries, the rows, and the findings so far."""
 
-    def __init__(self, keras: ModelSummary, torch: ModelSummary, rows: list[Row]):
+    def __init__(self, keras: ModelSummary, torch: ModelSummary, rows: list[Row],
+                 verification: Verification | None = None):
         self.keras, self.torch, self.rows = keras, torch, rows
+        self.verification = verification
         self._k = {layer.id: layer for layer in keras.layers}
         self._t = {layer.id: layer for layer in torch.layers}
         self.findings: list[Finding] = []
@@ -167,10 +172,15 @@ class Context:
         return True
 
 
-def explain(keras: ModelSummary, torch: ModelSummary, rows: list[Row], ignore: list[str] | None = None) -> Result:
-    ctx = Context(keras, torch, rows)
+def explain(keras: ModelSummary, torch: ModelSummary, rows: list[Row], ignore: list[str] | None = None,
+            verification: Verification | None = None) -> Result:
+    ctx = Context(keras, torch, rows, verification)
     rules = all_rules()
-    for scope in ("row", "model", "final"):
+    for scope in ("row", "model", "final", "verification"):
+        if scope == "verification":
+            if verification is None:
+                continue
+            attribute(verification, ctx.findings, len(rows))  # which findings explain the divergence
         for rule in (r for r in rules if r.scope == scope):
             if scope == "row":
                 for index, row in enumerate(rows):
@@ -180,7 +190,7 @@ def explain(keras: ModelSummary, torch: ModelSummary, rows: list[Row], ignore: l
                     _record(ctx, rule, [hit], index, rows[index] if index is not None else None)
     _suppress(ctx.findings, ignore or [], torch.suppressions)
     accounting = _account(ctx)
-    return Result(keras, torch, rows, ctx.findings, accounting, _verdict(ctx.findings))
+    return Result(keras, torch, rows, ctx.findings, accounting, _verdict(ctx.findings), verification)
 
 
 def _record(ctx: Context, rule: Rule, hits, index: int | None, row: Row | None) -> None:
@@ -190,7 +200,7 @@ def _record(ctx: Context, rule: Rule, hits, index: int | None, row: Row | None) 
         ctx.findings.append(Finding(
             code=rule.code, name=rule.name, category=rule.category, message=hit.message, row=index,
             keras=row.keras if row is not None else None, torch=row.torch if row is not None else None,
-            params=hit.params,
+            params=hit.params, training_only=hit.training_only or rule.training_only,
         ))
 
 

@@ -131,7 +131,8 @@ def _dtype_name(dtype: Any) -> str:
 
 # --------------------------------------------------------------------------- loading
 
-def load_keras_summary(path: str, *, unsafe: bool = False) -> ModelSummary:
+def load_keras_model(path: str, *, unsafe: bool = False):
+    """The Keras model in the file, loaded with compile=False and safe_mode on unless asked otherwise."""
     check_keras_path(path)
     import keras  # noqa: PLC0415 - imported only in the Keras worker
 
@@ -145,6 +146,13 @@ def load_keras_summary(path: str, *, unsafe: bool = False) -> ModelSummary:
     if not model.built:
         raise KtdiffError(f"the Keras model in {path} was saved unbuilt (no input shape)",
                           "build it (call it once or give it an Input) before saving.")
+    return model
+
+
+def load_keras_summary(path: str, *, unsafe: bool = False) -> ModelSummary:
+    import keras  # noqa: PLC0415 - imported only in the Keras worker
+
+    model = load_keras_model(path, unsafe=unsafe)
 
     layers: list[Layer] = []
     inputs = [InputSpec(getattr(t, "name", f"input_{i}") or f"input_{i}",
@@ -182,15 +190,21 @@ def _load_error(path: str, exc: Exception) -> KtdiffError:
                        "check that the file was saved by Keras 3 (model.save('model.keras')) and is complete.")
 
 
-def _walk(model, layers: list[Layer], prefix: str, parent: str | None, depth: int, keras) -> None:
+def iter_layers(model, keras, prefix: str = "", parent: str | None = None, depth: int = 0):
+    """(layer, row id, parent id, depth, prefix) for every row-making layer, in summary order."""
     for layer in model.layers:
         lid = prefix + layer.name
         if isinstance(layer, keras.Model):  # a nested model: its leaves are the rows
-            _walk(layer, layers, prefix=lid + "/", parent=lid, depth=depth + 1, keras=keras)
+            yield from iter_layers(layer, keras, prefix=lid + "/", parent=lid, depth=depth + 1)
             continue
         if type(layer).__name__ == "InputLayer" and parent is not None:
             continue  # a nested model's own input is the outer layer's output
-        layers.append(_layer_row(layer, lid, parent, depth, prefix))
+        yield layer, lid, parent, depth, prefix
+
+
+def _walk(model, layers: list[Layer], prefix: str, parent: str | None, depth: int, keras) -> None:
+    for layer, lid, parent_id, layer_depth, layer_prefix in iter_layers(model, keras, prefix, parent, depth):
+        layers.append(_layer_row(layer, lid, parent_id, layer_depth, layer_prefix))
 
 
 def _split_separable(layers: list[Layer]) -> list[Layer]:
@@ -237,7 +251,7 @@ def _split_separable(layers: list[Layer]) -> list[Layer]:
 
 def _layer_row(layer, lid: str, parent: str | None, depth: int, prefix: str) -> Layer:
     cls = type(layer).__name__
-    weights = [Weight(name=_weight_name(w, layer), shape=[int(d) for d in w.shape],
+    weights = [Weight(name=weight_name(w, layer), shape=[int(d) for d in w.shape],
                       numel=int(math.prod(int(d) for d in w.shape)), trainable=bool(w.trainable),
                       dtype=str(getattr(w, "dtype", "float32")))
                for w in layer.weights]
@@ -257,7 +271,7 @@ def _layer_row(layer, lid: str, parent: str | None, depth: int, prefix: str) -> 
     return row
 
 
-def _weight_name(w, layer) -> str:
+def weight_name(w, layer) -> str:
     """The weight's path inside its layer: kernel, moving_mean, query/kernel (MultiHeadAttention)."""
     path = getattr(w, "path", None) or w.name
     for prefix in (getattr(layer, "path", None), layer.name):

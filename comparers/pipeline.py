@@ -13,6 +13,7 @@ from .explain import Result, explain
 from .keras_loader import check_keras_path, input_specs_from_config, read_keras_config
 from .summary import ModelSummary
 from .torch_loader import check_spec
+from .verify import DEFAULT_ATOL, DEFAULT_RTOL, Verification, evaluate, plan, plan_inputs
 
 
 @dataclass
@@ -28,6 +29,13 @@ class CompareOptions:
     keras_imports: list[str] = field(default_factory=list)
     ignore: list[str] = field(default_factory=list)
     timeout: float | None = 600.0
+    verify: str | None = None          # None | "on" | "strict": the numeric check
+    verify_input: str | None = None    # an .npz of Keras-layout inputs (default: seeded)
+    seed: int = 0
+    atol: float = DEFAULT_ATOL
+    rtol: float = DEFAULT_RTOL
+    save_weights: str | None = None    # ktdiff port: write the ported state_dict here
+    save_partial: bool = False         # ... even when some torch tensors get no Keras weights
 
 
 def load_summaries(opts: CompareOptions) -> tuple[ModelSummary, ModelSummary]:
@@ -84,6 +92,96 @@ def compare_summaries(keras: ModelSummary, torch: ModelSummary, ignore: list[str
     return explain(keras, torch, rows, ignore=ignore or [])
 
 
+def verification_request(opts: CompareOptions, keras: ModelSummary, torch: ModelSummary, rows) -> tuple:
+    """(plan, Keras dump request, torch request without the Keras index) for one pair."""
+    p = plan(keras, torch, rows)
+    p.inputs = plan_inputs(keras, torch)
+    dump = {"inputs": p.inputs, "seed": opts.seed, "npz": opts.verify_input}
+    request = {"spec": opts.torch_spec, "kwargs": opts.torch_kwargs, "weights": opts.torch_weights,
+               "unsafe": opts.unsafe_torch_load, "plan": p.to_dict(), "save": opts.save_weights,
+               "save_partial": opts.save_partial}
+    return p, dump, request
+
+
+def input_info(opts: CompareOptions, p) -> dict:
+    return {"source": opts.verify_input or "seeded", "seed": None if opts.verify_input else opts.seed,
+            "keras_shapes": [i["keras_shape"] for i in p.inputs], "torch_shapes": [i["torch_shape"] for i in p.inputs],
+            "dtypes": [i["dtype"] for i in p.inputs],
+            "values": "from the file" if opts.verify_input else _values(p.inputs)}
+
+
+def _values(inputs: list[dict]) -> str:
+    kinds = []
+    for i in inputs:
+        if i["kind"] == "float":
+            text = "floats N(0, 1)"
+        elif i["kind"] == "bool" or "mask" in i["name"].lower():
+            text = "a mask of ones"
+        elif "segment" in i["name"].lower() or "type" in i["name"].lower():
+            text = "segment ids 0"
+        else:
+            text = f"token ids 1..{i['high']}"
+        if text not in kinds:
+            kinds.append(text)
+    return "; ".join(kinds)
+
+
+def run_verification(opts: CompareOptions, keras: ModelSummary, torch: ModelSummary, rows) -> Verification:
+    """Port the weights (or load the user's), run both models on one input, compare every row."""
+    p, dump, request = verification_request(opts, keras, torch, rows)
+    try:
+        with workers.Workspace() as tmp:
+            dump["out_dir"] = os.path.join(tmp, "keras-outputs")
+            kw = workers.start("keras", {"job": "keras_dump", "path": opts.keras_path, "unsafe": opts.unsafe_keras_load,
+                                         "imports": opts.keras_imports, "requests": [dump]}, tmp)
+            try:
+                index = workers.collect(kw, opts.timeout)["results"][0]
+            finally:
+                workers.stop(kw)
+            tw = workers.start("torch", {"job": "torch_verify", "requests": [dict(request, keras_index=index)]}, tmp)
+            try:
+                raw = workers.collect(tw, opts.timeout)["results"][0]["data"]
+            finally:
+                workers.stop(tw)
+    except KtdiffError as exc:
+        if opts.verify == "strict" or opts.save_weights:
+            raise
+        return Verification(status="not-run", input=input_info(opts, p),
+                            notes=[f"the numeric check could not run: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")])
+    return evaluate(p, raw, opts.atol, opts.rtol, input_info(opts, p), "given" if opts.torch_weights else "ported")
+
+
 def compare(opts: CompareOptions) -> Result:
     keras, torch = load_summaries(opts)
-    return compare_summaries(keras, torch, opts.ignore)
+    rows = align(keras, torch)
+    verification = run_verification(opts, keras, torch, rows) if opts.verify or opts.save_weights else None
+    result = explain(keras, torch, rows, ignore=opts.ignore, verification=verification)
+    if opts.verify == "strict" and verification is not None and verification.status in ("partial", "not-run"):
+        why = "; ".join(verification.notes[:1] + [f"row {u['row']}: {u['reason']}" for u in verification.unported[:2]])
+        raise KtdiffError(f"the numeric check is {verification.status}" + (f": {why}" if why else ""),
+                          "run with --verify (not strict) to see what was verified.")
+    return result
+
+
+def port_weights(opts: CompareOptions, output: str, partial: bool = False) -> tuple[Result, list[str]]:
+    """ktdiff port: write the Keras weights ported into the port's state_dict; (result, lines to print)."""
+    from dataclasses import replace
+
+    from .report import verification_lines
+
+    opts = replace(opts, save_weights=output, save_partial=partial, verify="on")
+    keras, torch = load_summaries(opts)
+    rows = align(keras, torch)
+    v = run_verification(opts, keras, torch, rows)
+    result = explain(keras, torch, rows, ignore=opts.ignore, verification=v)
+    gaps = [f"{u.get('torch') or u.get('keras')}: {u['reason']}" for u in v.unported if u.get("torch")] + \
+        [f"{name}: no Keras weights" for name in v.missing]
+    if not v.saved:
+        raise KtdiffError(f"{len(gaps)} PyTorch tensor{'s' if len(gaps) != 1 else ''} cannot be ported ("
+                          + "; ".join(gaps[:3]) + ("; ..." if len(gaps) > 3 else "") + "); nothing written",
+                          "run `ktdiff compare --verify` to see the rows, or pass --partial to write it anyway.")
+    lines = [f"ktdiff: wrote {output}: {v.ported} tensors ported from {opts.keras_path} into {opts.torch_spec}"
+             + (f"; {len(gaps)} kept their initial values (--partial)" if gaps else "")
+             + "; load it with model.load_state_dict(torch.load(path, weights_only=True))."]
+    lines += [line for line, _ in verification_lines(result)[2:]]
+    return result, lines

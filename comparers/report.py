@@ -16,7 +16,7 @@ from .layout import format_shape
 from .rules import CATEGORIES, FAILING, all_rules
 from .summary import Layer
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: the numeric check (`verification`)
 FORMATS = ("table", "json", "markdown")
 MARKS = {"unexplained": "✗", "behaviour": "✗", "convention": "~", "bookkeeping": "~", "note": "·"}
 STYLES = {"unexplained": "bold red", "behaviour": "red", "convention": "yellow", "bookkeeping": "yellow",
@@ -103,7 +103,121 @@ def verdict_line(result: Result) -> str:
         why = "same computation; conventions only" if any(f.category == "convention" for f in active) \
             else "no differences"
     tail = f"; {suppressed} finding{'s' if suppressed != 1 else ''} suppressed" if suppressed else ""
-    return f"Verdict: {result.verdict_text.upper()} ({why}{tail}); exit code {result.exit_code}"
+    v = result.verification
+    checked = ""
+    if v is not None and result.verdict != "different":
+        if v.status == "agree":
+            checked = f", verified numerically (max relative difference {_sci(v.max_rel)})"
+        elif v.status == "partial":
+            checked = f", verified numerically where it could be ported (max relative difference {_sci(v.max_rel)})"
+        elif v.status == "diverge":
+            checked = (", outputs differ only where suppressed findings say so ("
+                       + ", ".join(v.attributed_to) + ")")
+        else:
+            checked = ", not verified numerically"
+    return f"Verdict: {result.verdict_text.upper()}{checked} ({why}{tail}); exit code {result.exit_code}"
+
+
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def error_bar(rel: float | None) -> str:
+    """One block per row, from 1e-8 (▁) to 1 and more (█): the table's column reads as error along depth."""
+    import math
+
+    if rel is None:
+        return ""
+    if rel <= 0:
+        return BARS[0]
+    level = (math.log10(rel) + 8) / 8 * len(BARS)
+    return BARS[max(0, min(len(BARS) - 1, int(level)))]
+
+
+def delta_cell(result: Result, index: int) -> str:
+    """The table's error cell of a row: the max relative difference, a bar, ◀ on the first divergent row."""
+    v = result.verification
+    s = v.stat(index) if v is not None else None
+    if s is None:
+        return ""
+    if s.within is None:
+        return "n/a"
+    mark = " ◀" if v.first_divergent_row == index else ""
+    return f"{s.max_rel_diff:.0e} {error_bar(s.max_rel_diff)}{mark}"
+
+
+def _sci(value) -> str:
+    return "—" if value is None else f"{value:.2g}"
+
+
+def verification_lines(result: Result) -> list[tuple[str, str]]:
+    """The numeric check in words, shared by the table and the Markdown report."""
+    v = result.verification
+    if v is None:
+        return []
+    rows = result.rows
+    lines: list[tuple[str, str]] = []
+    how = ("the port's own weights (--torch-weights)" if v.weights == "given"
+           else f"{v.ported} tensor{'s' if v.ported != 1 else ''} ported from the Keras weights")
+    inp = v.input
+    if inp.get("torch_shapes"):
+        shapes = ", ".join("(" + ", ".join(map(str, s)) + ")" for s in inp["torch_shapes"])
+        src = f"seeded (seed {inp.get('seed')}): {inp.get('values')}" if inp.get("source") == "seeded" \
+            else f"from {inp.get('source')}"
+        lines.append((f"Numeric check: {how}; input {shapes}, {src}.", "dim"))
+    tol = v.tolerance
+    lines.append((f"Tolerance per row: |Keras − PyTorch| ≤ {tol['atol']:g} + {tol['rtol']:g} × max|Keras|; "
+                  f"Δ rel = max |Keras − PyTorch| / max |Keras|.", "dim"))
+
+    def where(index):
+        row = rows[index]
+        k = row.keras + (" ↳ activation" if row.keras_part == "activation" else "") if row.keras else "—"
+        return f"row {index} ({k} ↔ {row.torch or '—'})"
+
+    def codes_text(codes):
+        sup = {f.code for f in result.findings if f.suppressed}
+        return ", ".join(c + (" (suppressed)" if c in sup else "") for c in codes)
+
+    if v.status == "agree":
+        lines.append((f"Outputs agree on every compared row and at the output (max relative difference "
+                      f"{_sci(v.max_rel)}).", "green"))
+    elif v.status == "partial":
+        lines.append((f"Outputs agree where they could be compared (max relative difference {_sci(v.max_rel)}); "
+                      "the check is partial.", "yellow"))
+    elif v.status == "not-run":
+        lines.append(("The numeric check did not run.", "yellow"))
+    elif v.first_divergent_row is not None:
+        s = v.stat(v.first_divergent_row)
+        head = (f"Outputs diverge first at {where(v.first_divergent_row)}: max abs {_sci(s.max_abs_diff)}, "
+                f"Δ rel {_sci(s.max_rel_diff)}, mean abs {_sci(s.mean_abs_diff)}, p99 abs {_sci(s.p99_abs_diff)}")
+        if v.attributed_to:
+            lines.append((head + f"; explained by {codes_text(v.attributed_to)}.", "red"))
+        else:
+            lines.append((head + "; no finding explains it (UNX003).", "bold red"))
+    else:
+        lines.append((f"Only the final outputs differ (Δ rel {_sci(v.output.max_rel_diff if v.output else None)})"
+                      + (f"; explained by {codes_text(v.attributed_to)}." if v.attributed_to else "; UNX003."), "red"))
+    if v.later:
+        lines.append(("Further down, rows with findings differ too: " + "; ".join(
+            f"row {x['row']} ({codes_text(x['codes'])})" for x in v.later) + ". Rows after the first divergence "
+            "inherit its error and are not blamed.", "dim"))
+    if v.output is not None and v.output.within is not None and v.status != "agree":
+        lines.append((f"Final output: max abs {_sci(v.output.max_abs_diff)}, Δ rel {_sci(v.output.max_rel_diff)}"
+                      + (" (within tolerance)." if v.output.within else "."), "dim"))
+    for u in v.unconfirmed:
+        if u["why"] == "affects training only":
+            lines.append((f"{u['code']} (row {u['row']}): training only; it cannot show in inference outputs.", "dim"))
+        else:
+            lines.append((f"{u['code']} (row {u['row']}): flagged, yet the outputs agree there on this input.", "dim"))
+    for u in v.unported:
+        lines.append((f"Not ported, row {u['row']} ({u.get('keras') or '—'} ↔ {u.get('torch') or '—'}): "
+                      f"{u['reason']}.", "yellow"))
+    for note in v.notes:
+        lines.append((note[:1].upper() + note[1:] + ("" if note.endswith(".") else "."), "yellow"))
+    skipped = [s for s in v.rows if s.within is None]
+    if skipped:
+        lines.append((f"{len(skipped)} row{'s' if len(skipped) != 1 else ''} not compared: " + "; ".join(
+            f"row {s.row}: {s.note}" for s in skipped[:3]) + ("; ..." if len(skipped) > 3 else "") + ".", "dim"))
+    return lines
 
 
 def _input_note(result: Result) -> str:
@@ -135,6 +249,7 @@ def to_data(result: Result) -> dict[str, Any]:
                 "executed": t.executed},
             "status": row_status(fs) or "same",
             "codes": [f.code for f in fs],
+            "verification": _row_numbers(result, i),
         })
     findings = []
     for f in result.findings:
@@ -145,6 +260,7 @@ def to_data(result: Result) -> dict[str, Any]:
             "code": f.code, "name": f.name, "category": f.category, "row": f.row,
             "keras_layer": _layer_ref(k, part), "torch_module": _layer_ref(t),
             "message": f.message, "params": f.params, "suppressed": f.suppressed, "suppression": f.suppression,
+            "training_only": f.training_only,
         })
     return {
         "schema_version": SCHEMA_VERSION,
@@ -160,11 +276,23 @@ def to_data(result: Result) -> dict[str, Any]:
         "findings": findings,
         "totals": result.accounting.to_dict(),
         "counts": _summary_counts(result),
+        "verification": result.verification.to_dict() if result.verification is not None else
+        {"status": "not-run", "requested": False},
         "verdict": result.verdict,
         "verdict_text": result.verdict_text,
         "exit_code": result.exit_code,
         "summaries": {"keras": result.keras.to_dict(), "torch": result.torch.to_dict()},
     }
+
+
+def _row_numbers(result: Result, index: int) -> dict | None:
+    v = result.verification
+    s = v.stat(index) if v is not None else None
+    if s is None:
+        return None
+    return {"max_abs_diff": s.max_abs_diff, "mean_abs_diff": s.mean_abs_diff, "p99_abs_diff": s.p99_abs_diff,
+            "max_rel_diff": s.max_rel_diff, "mean_rel_diff": s.mean_rel_diff, "within_tolerance": s.within,
+            "note": s.note}
 
 
 def render_json(result: Result) -> str:
@@ -207,6 +335,9 @@ def render_table(result: Result, *, plain: bool = True, width: int | None = None
     table.add_column("Output shape", no_wrap=True)
     table.add_column("Params", justify="right", no_wrap=True)
     table.add_column("Codes", no_wrap=plain)
+    verified = result.verification is not None and result.verification.rows
+    if verified:
+        table.add_column("Δ rel", no_wrap=True)
     for i, row in enumerate(result.rows):
         fs = result.row_findings(i)
         status = row_status(fs)
@@ -218,8 +349,14 @@ def render_table(result: Result, *, plain: bool = True, width: int | None = None
             codes.append(f.code + ("⊘" if f.suppressed else ""), style=style)
         kc, tc = _keras_cell(result, row), _torch_cell(result, row)
         dim_row = status is None and all(f.category == "structure" for f in fs) and fs
+        extra = []
+        if verified:
+            cell = delta_cell(result, i)
+            s = result.verification.stat(i)
+            extra.append(Text(cell, style="red" if s is not None and s.within is False else "green"
+                              if s is not None and s.within else "dim"))
         table.add_row(str(i), Text(MARKS.get(status, ""), style=STYLES.get(status, "")),
-                      *kc, *tc, codes, style="dim" if dim_row else None)
+                      *kc, *tc, codes, *extra, style="dim" if dim_row else None)
     console.print(table)
     console.print(Text("nt = non-trainable weights (Keras); buf = buffer elements (PyTorch); "
                        "~ bookkeeping or convention; · note; ✗ different; ⊘ suppressed", style="dim"))
@@ -227,6 +364,11 @@ def render_table(result: Result, *, plain: bool = True, width: int | None = None
     _print_totals(console, result)
     console.print()
     _print_findings(console, result)
+    if result.verification is not None:
+        console.print(Text("Numeric check", style="bold underline"))
+        for line, line_style in verification_lines(result):
+            console.print(Text(line, style=line_style))
+        console.print()
     style = "bold red" if result.verdict == "different" else "bold green"
     console.print(Text(verdict_line(result), style=style))
     if plain:
@@ -342,19 +484,28 @@ def render_markdown(result: Result) -> str:
     out.write(f"{mark} **{verdict_line(result)}**\n\n")
     if _input_note(result):
         out.write(f"_{_md(_input_note(result))}_\n\n")
-    out.write("| # | | Keras layer | Output shape | Params | PyTorch module | Output shape | Params | Codes |\n")
-    out.write("|---:|:-:|---|---|---:|---|---|---:|---|\n")
+    verified = result.verification is not None and bool(result.verification.rows)
+    out.write("| # | | Keras layer | Output shape | Params | PyTorch module | Output shape | Params | Codes |"
+              + (" Δ rel |" if verified else "") + "\n")
+    out.write("|---:|:-:|---|---|---:|---|---|---:|---|" + ("---|" if verified else "") + "\n")
     for i, row in enumerate(result.rows):
         fs = result.row_findings(i)
         status = row_status(fs)
         kc, tc = _keras_cell(result, row), _torch_cell(result, row)
         codes = " ".join(f"~~{f.code}~~" if f.suppressed else f.code for f in fs)
         cells = [str(i), MARKS.get(status, ""), *[c.strip() for c in kc], *[c.strip() for c in tc], codes]
+        if verified:
+            cells.append(delta_cell(result, i))
         out.write("| " + " | ".join(_md(c) for c in cells) + " |\n")
     a = result.accounting
     out.write(f"\n**Parameters:** Keras {a.keras_total:,} ({a.keras_non_trainable:,} non-trainable), "
               f"PyTorch {a.torch_total:,} (+{a.torch_buffers:,} buffer elements); difference {a.difference:,}, "
               f"unexplained {a.unexplained:,}.\n\n")
+    if result.verification is not None:
+        out.write("### Numeric check\n\n")
+        for line, _ in verification_lines(result):
+            out.write(f"- {_md(line)}\n")
+        out.write("\n")
     rules = {r.code: r for r in all_rules()}
     findings = sorted(result.findings, key=lambda f: (category_rank(f.category), f.code, f.row or 0))
     if findings:

@@ -672,6 +672,8 @@ class _Recorder:
                     depth=owner.count(".") + 1 if owner else 1, parent=owner,
                     output_shapes=out_shapes, input_shapes=in_shapes, hparams=hp)
         self.rows.append(row)
+        if self.capture is not None:
+            self.capture[(row.id, 1)] = _clone_tensors(result)
 
 
 def _own_tensors(mod, recurse: bool) -> tuple[list[Weight], list[Buffer]]:
@@ -730,8 +732,9 @@ def _clone_tensors(obj):
 def walk(model, inputs: list, capture: dict | None = None) -> tuple[list[Layer], list[list[int]], list[str]]:
     """Run one forward pass; return the rows, the output shapes and notes.
 
-    With ``capture`` (a dict), each module call's outputs are cloned into it, keyed by
-    (row id, n) for the n-th call of the module (1 for the first), for checks that compare values.
+    With ``capture`` (a dict, or an object that takes items), each module call's and functional op's
+    outputs are cloned into it, keyed by (row id, n) for the n-th call of the module (1 for the first),
+    for checks that compare values; the model's output goes under ("", 0).
     """
     import torch
     from torch.nn.modules import module as module_mod
@@ -762,6 +765,8 @@ def walk(model, inputs: list, capture: dict | None = None) -> tuple[list[Layer],
         for handle in handles:
             handle.remove()
         model.train(was_training)
+    if capture is not None:
+        capture[("", 0)] = output
     changed = []
     for name, buf in model.named_buffers():
         old = before.get(name)

@@ -74,7 +74,8 @@ def start(side: str, args: dict, workdir: str) -> Worker:
     return Worker(side, proc, result_path, log_path)
 
 
-def collect(worker: Worker, timeout: float | None) -> ModelSummary:
+def collect(worker: Worker, timeout: float | None) -> ModelSummary | dict:
+    """The worker's summary (a summary job) or its data (a verification job); its error is raised."""
     name = SIDE_NAMES[worker.side]
     remaining = None if timeout is None else max(1.0, timeout - (time.monotonic() - worker.started))
     try:
@@ -106,6 +107,8 @@ def collect(worker: Worker, timeout: float | None) -> ModelSummary:
         err = KtdiffError.from_dict(result["error"])
         err.detail = (err.detail or "") + ("\n--- worker log ---\n" + worker.log_tail() if worker.log_tail() else "")
         raise err
+    if "data" in result:
+        return result["data"]
     return ModelSummary.from_dict(result["summary"])
 
 
@@ -131,7 +134,25 @@ class Workspace:
 
 # --------------------------------------------------------------------------- the child side
 
-def _run(side: str, args: dict) -> ModelSummary:
+def _run(side: str, args: dict) -> ModelSummary | dict:
+    job = args.get("job", "summary")
+    if job == "keras_dump":  # the numeric check's Keras half: inputs, every layer's outputs, the weights
+        from .keras_verify import dump
+
+        return {"results": [dump(args["path"], args.get("unsafe", False), r["inputs"], r.get("seed", 0),
+                                 r.get("npz"), r["out_dir"]) for r in args["requests"]]}
+    if job == "torch_verify":  # the torch half: port, run, compare (several requests share one import)
+        from .torch_verify import run
+
+        results = []
+        for request in args["requests"]:
+            try:
+                results.append({"data": run(request)})
+            except KtdiffError as exc:
+                if len(args["requests"]) == 1:
+                    raise
+                results.append({"error": exc.to_dict()})
+        return {"results": results}
     if side == "keras":
         from .keras_loader import load_keras_summary
 
@@ -174,8 +195,8 @@ def main(argv: list[str]) -> int:
         args = json.load(fh)
     try:
         _import_modules(args.get("imports", []))
-        summary = _run(side, args)
-        _write_atomic(result_path, {"summary": summary.to_dict()})
+        out = _run(side, args)
+        _write_atomic(result_path, {"summary": out.to_dict()} if isinstance(out, ModelSummary) else {"data": out})
     except KtdiffError as exc:
         _write_atomic(result_path, {"error": exc.to_dict()})
     except BaseException as exc:  # noqa: BLE001 - a bug of ours: report it, with the traceback for --debug

@@ -38,6 +38,7 @@ class Hit:
 
     message: str
     params: int = 0
+    training_only: bool = False  # this difference shows only in training (a dropout rate, say)
 
 
 @dataclass(frozen=True)
@@ -51,17 +52,20 @@ class Rule:
     fix: str
     detect: Callable[..., Iterable[Hit]]
     scope: str = "row"  # "row" | "model" | "final" (after all other rules, sees their findings)
+    #                     | "verification" (after the numeric check's attribution)
+    training_only: bool = False  # every hit of this rule shows only in training, never in inference outputs
 
     def to_dict(self) -> dict:
         return {"code": self.code, "name": self.name, "category": self.category, "title": self.title,
-                "what": self.what, "why": self.why, "fix": self.fix, "scope": self.scope}
+                "what": self.what, "why": self.why, "fix": self.fix, "scope": self.scope,
+                "training_only": self.training_only}
 
 
 REGISTRY: dict[str, Rule] = {}
 
 
 def rule(code: str, name: str, category: str, title: str, *, what: str, why: str, fix: str,
-         scope: str = "row") -> Callable:
+         scope: str = "row", training_only: bool = False) -> Callable:
     """Register a detector under a stable code."""
     if category not in CATEGORIES:
         raise ValueError(f"unknown category {category!r} for {code}")
@@ -70,7 +74,7 @@ def rule(code: str, name: str, category: str, title: str, *, what: str, why: str
         if code in REGISTRY or any(r.name == name for r in REGISTRY.values()):
             raise ValueError(f"rule code or name registered twice: {code} {name}")
         REGISTRY[code] = Rule(code, name, category, title, " ".join(what.split()), " ".join(why.split()),
-                              " ".join(fix.split()), fn, scope)
+                              " ".join(fix.split()), fn, scope, training_only)
         return fn
 
     return register

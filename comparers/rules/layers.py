@@ -360,7 +360,8 @@ def hyperparameter_differs(ctx, index, row):
         elif key == size_key:  # the rest of the row's difference comes from the weights' sizes
             params = ctx.keras_delta(row) - ctx.torch_delta(row) - bias_params
         extra = " (training only)" if key == "rate" else ""
-        yield Hit(f"{HP_NAMES.get(key, key)}: Keras {tup(kv)} vs PyTorch {tup(tv)}{extra}.", params=params)
+        yield Hit(f"{HP_NAMES.get(key, key)}: Keras {tup(kv)} vs PyTorch {tup(tv)}{extra}.", params=params,
+                  training_only=key == "rate")
 
 
 @rule("RNN003", "rnn-returns-sequences", "structure", "PyTorch returns the whole sequence where Keras returns the last step",
@@ -479,7 +480,8 @@ def embedding_padding(ctx, index, row):
                   f"{label(t)} passes them on (padding_idx={t.hparams.get('padding_idx')}).")
     elif t.hparams.get("padding_idx") is not None:
         yield Hit(f"the port's {label(t)} has padding_idx={t.hparams['padding_idx']} (a zero row with a zero "
-                  f"gradient); Keras {label(k)} trains that row like any other (training only).")
+                  f"gradient); Keras {label(k)} trains that row like any other (training only).",
+                  training_only=True)
 
 
 @rule("ATT001", "mha-head-size", "behaviour", "The attention heads have another size",

@@ -48,7 +48,8 @@ def bn_moving_stats(ctx, index, row):
            "cumulative average.",
       why="A port that copies the number (or keeps torch's default) updates the running statistics at another "
           "rate during training: the trained model's inference differs.",
-      fix="Set torch momentum = 1 − Keras momentum, e.g. Keras 0.15 -> nn.BatchNorm2d(C, momentum=0.85).")
+      fix="Set torch momentum = 1 − Keras momentum, e.g. Keras 0.15 -> nn.BatchNorm2d(C, momentum=0.85).",
+      training_only=True)
 def bn_momentum(ctx, index, row):
     k, t = ctx.pair(row, "batchnorm")
     if k is None or not t.hparams.get("track_running_stats", True):

@@ -72,3 +72,34 @@ def params_differ(ctx):
             who = " vs ".join(x for x in (f"Keras {label(k)}" if k else "", f"the port's {label(t)}" if t else "") if x)
             yield index, Hit(f"{who}: Keras {num(ctx.keras_delta(row))} vs PyTorch {num(ctx.torch_delta(row))}; "
                              f"{num(delta - explained)} unexplained.", params=delta - explained)
+
+
+def _sci(value) -> str:
+    return "—" if value is None else f"{value:.2g}"
+
+
+@rule("UNX003", "outputs-diverge", "unexplained", "The outputs diverge here and no finding explains why",
+      what="With the Keras weights ported into the port (or the port's own weights, --torch-weights) and both "
+           "models run on the same input, this row is the first whose outputs differ beyond the tolerance, and "
+           "no behavioural finding on it, or on the unpaired rows just before it, accounts for that.",
+      why="A difference no structural rule can see: a permute in the wrong order, branches swapped at a "
+          "concatenation, a residual taken from the wrong tensor, a weight stored transposed.",
+      fix="Look at this row's computation in the port's forward() and at its inputs; the rows above it agree. "
+          "Rows after it differ because of it and are not blamed.", scope="verification")
+def outputs_diverge(ctx):
+    v = ctx.verification
+    if v is None or v.status != "diverge" or v.attributed_to:
+        return
+    tol = v.tolerance
+    if v.first_divergent_row is not None:
+        s = v.stat(v.first_divergent_row)
+        yield v.first_divergent_row, Hit(
+            f"first divergent row: max |Keras − PyTorch| = {_sci(s.max_abs_diff)} ({_sci(s.max_rel_diff)} of the "
+            f"output scale {_sci(s.scale)}; mean {_sci(s.mean_abs_diff)}), beyond {_sci(tol['atol'])} + "
+            f"{_sci(tol['rtol'])} × scale; the rows above agree.")
+    elif v.output is not None:
+        last = max((s.row for s in v.rows if s.within is not None), default=None)
+        yield last, Hit(
+            f"the final outputs differ (max |Keras − PyTorch| = {_sci(v.output.max_abs_diff)}, "
+            f"{_sci(v.output.max_rel_diff)} of the output scale) though every compared row agrees: the port "
+            "computes something after its last compared row.")
