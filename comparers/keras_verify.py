@@ -83,11 +83,14 @@ def _to_numpy(value) -> np.ndarray | None:
     return arr.astype(np.float32) if arr.dtype != np.float32 else arr
 
 
-def dump(path: str, unsafe: bool, inputs: list[dict], seed: int, npz: str | None, out_dir: str) -> dict:
-    """Run the Keras model; write inputs, every row's outputs, the final outputs and the weights."""
+def dump(request: dict) -> dict:
+    """Run the Keras model; write inputs, every row's outputs, the final outputs and the weights.
+
+    request: path, unsafe, inputs (verify.plan_inputs), seed, npz (or None), out_dir."""
     import keras  # noqa: PLC0415 - the Keras worker only
 
-    model = load_keras_model(path, unsafe=unsafe)
+    inputs, seed, npz, out_dir = request["inputs"], request.get("seed", 0), request.get("npz"), request["out_dir"]
+    model = load_keras_model(request["path"], unsafe=request.get("unsafe", False))
     os.makedirs(out_dir, exist_ok=True)
     arrays = make_inputs(inputs, seed, npz)
     index: dict[str, Any] = {"inputs": [], "outputs": {}, "weights": {}, "final": []}

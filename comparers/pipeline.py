@@ -96,7 +96,8 @@ def verification_request(opts: CompareOptions, keras: ModelSummary, torch: Model
     """(plan, Keras dump request, torch request without the Keras index) for one pair."""
     p = plan(keras, torch, rows)
     p.inputs = plan_inputs(keras, torch)
-    dump = {"inputs": p.inputs, "seed": opts.seed, "npz": opts.verify_input}
+    dump = {"path": opts.keras_path, "unsafe": opts.unsafe_keras_load, "inputs": p.inputs, "seed": opts.seed,
+            "npz": opts.verify_input}
     request = {"spec": opts.torch_spec, "kwargs": opts.torch_kwargs, "weights": opts.torch_weights,
                "unsafe": opts.unsafe_torch_load, "plan": p.to_dict(), "save": opts.save_weights,
                "save_partial": opts.save_partial}
@@ -126,29 +127,68 @@ def _values(inputs: list[dict]) -> str:
     return "; ".join(kinds)
 
 
-def run_verification(opts: CompareOptions, keras: ModelSummary, torch: ModelSummary, rows) -> Verification:
-    """Port the weights (or load the user's), run both models on one input, compare every row."""
-    p, dump, request = verification_request(opts, keras, torch, rows)
-    try:
-        with workers.Workspace() as tmp:
-            dump["out_dir"] = os.path.join(tmp, "keras-outputs")
-            kw = workers.start("keras", {"job": "keras_dump", "path": opts.keras_path, "unsafe": opts.unsafe_keras_load,
-                                         "imports": opts.keras_imports, "requests": [dump]}, tmp)
+def verify_many(items: list[tuple[CompareOptions, ModelSummary, ModelSummary, list]]) -> list[Verification]:
+    """The numeric check of several pairs: one Keras worker runs every Keras model (a model compared with
+    several ports runs once per input), then one torch worker ports and runs every port.
+    A pair that fails gets a 'not-run' Verification with the reason (or raises, with --verify=strict / port)."""
+    prepared = [verification_request(opts, k, t, rows) for opts, k, t, rows in items]
+    out: list[Verification | None] = [None] * len(items)
+    with workers.Workspace() as tmp:
+        dumps: dict[str, dict] = {}
+        which: list[str] = []
+        for i, (_, dump, _) in enumerate(prepared):
+            key = repr((dump["path"], dump["unsafe"], dump["inputs"], dump["seed"], dump["npz"]))
+            if key not in dumps:
+                dumps[key] = dict(dump, out_dir=os.path.join(tmp, f"keras-{len(dumps)}"))
+            which.append(key)
+        imports = sorted({m for opts, *_ in items for m in opts.keras_imports})
+        timeout = max((opts.timeout or 0) for opts, *_ in items) or None
+        kw = workers.start("keras", {"job": "keras_dump", "imports": imports, "requests": list(dumps.values())}, tmp)
+        try:
+            answers = dict(zip(dumps, workers.collect(kw, timeout)["results"]))
+        finally:
+            workers.stop(kw)
+        requests, slots = [], []
+        for i, ((opts, *_), (p, _, request)) in enumerate(zip(items, prepared)):
+            answer = answers[which[i]]
+            if "error" in answer:
+                out[i] = _not_run(opts, p, KtdiffError.from_dict(answer["error"]))
+                continue
+            requests.append(dict(request, keras_index=answer["data"]))
+            slots.append(i)
+        if requests:
+            tw = workers.start("torch", {"job": "torch_verify", "requests": requests}, tmp)
             try:
-                index = workers.collect(kw, opts.timeout)["results"][0]
-            finally:
-                workers.stop(kw)
-            tw = workers.start("torch", {"job": "torch_verify", "requests": [dict(request, keras_index=index)]}, tmp)
-            try:
-                raw = workers.collect(tw, opts.timeout)["results"][0]["data"]
+                results = workers.collect(tw, timeout)["results"]
             finally:
                 workers.stop(tw)
+            for i, answer in zip(slots, results):
+                opts, p = items[i][0], prepared[i][0]
+                if "error" in answer:
+                    out[i] = _not_run(opts, p, KtdiffError.from_dict(answer["error"]))
+                else:
+                    out[i] = evaluate(p, answer["data"], opts.atol, opts.rtol, input_info(opts, p),
+                                      "given" if opts.torch_weights else "ported")
+    return out  # type: ignore[return-value]
+
+
+def _not_run(opts: CompareOptions, p, exc: KtdiffError) -> Verification:
+    if opts.verify == "strict" or opts.save_weights:
+        raise exc
+    return Verification(status="not-run", input=input_info(opts, p),
+                        notes=[f"the numeric check could not run: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")])
+
+
+def run_verification(opts: CompareOptions, keras: ModelSummary, torch: ModelSummary, rows) -> Verification:
+    """Port the weights (or load the user's), run both models on one input, compare every row."""
+    try:
+        return verify_many([(opts, keras, torch, rows)])[0]
     except KtdiffError as exc:
         if opts.verify == "strict" or opts.save_weights:
             raise
-        return Verification(status="not-run", input=input_info(opts, p),
-                            notes=[f"the numeric check could not run: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")])
-    return evaluate(p, raw, opts.atol, opts.rtol, input_info(opts, p), "given" if opts.torch_weights else "ported")
+        p = plan(keras, torch, rows)
+        p.inputs = plan_inputs(keras, torch)
+        return _not_run(opts, p, exc)
 
 
 def compare(opts: CompareOptions) -> Result:

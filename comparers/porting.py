@@ -256,6 +256,22 @@ def port_mha(kw: dict, info: PortInfo) -> dict:
     return out
 
 
+@porter("prelu", "weight = alpha per channel (alpha.reshape(C)); one shared alpha -> PReLU(1)")
+def port_prelu(kw: dict, info: PortInfo) -> dict:
+    alpha = _get(kw, "alpha")
+    n = int(info.torch_shapes.get("weight", [1])[0]) if info.torch_shapes.get("weight") else 1
+    channels = alpha.shape[-1] if alpha.ndim else 1
+    per_channel = alpha.reshape(-1, channels)
+    if not np.all(per_channel == per_channel[:1]):
+        raise CannotPort(f"Keras PReLU has a separate alpha per position ({tuple(alpha.shape)}); torch PReLU has one "
+                         "per channel at most")
+    if n == channels:
+        return {"weight": per_channel[0].copy()}
+    if n == 1 and np.all(alpha == alpha.flat[0]):
+        return {"weight": np.array([alpha.flat[0]], dtype=np.float32)}
+    raise CannotPort(f"Keras PReLU has {channels} channel alphas, the torch PReLU {n}")
+
+
 # (Keras kind, torch kind) -> porter
 BY_KINDS = {
     ("conv", "conv"): "conv",
@@ -271,9 +287,12 @@ BY_KINDS = {
 }
 
 
-def choose(keras_kind: str, torch_kind: str) -> str | None:
+BY_TYPES = {("PReLU", "PReLU"): "prelu"}
+
+
+def choose(keras_kind: str, torch_kind: str, keras_type: str = "", torch_type: str = "") -> str | None:
     """The porter for a paired row, or None when no layout is known."""
-    return BY_KINDS.get((keras_kind, torch_kind))
+    return BY_TYPES.get((keras_type, torch_type)) or BY_KINDS.get((keras_kind, torch_kind))
 
 
 def port(name: str, keras_weights: dict, info: PortInfo) -> dict:

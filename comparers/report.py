@@ -107,12 +107,11 @@ def verdict_line(result: Result) -> str:
     checked = ""
     if v is not None and result.verdict != "different":
         if v.status == "agree":
-            checked = f", verified numerically (max relative difference {_sci(v.max_rel)})"
+            checked = f", verified numerically: max relative difference {_sci(v.max_rel)}"
         elif v.status == "partial":
-            checked = f", verified numerically where it could be ported (max relative difference {_sci(v.max_rel)})"
+            checked = ", verified numerically only in part"
         elif v.status == "diverge":
-            checked = (", outputs differ only where suppressed findings say so ("
-                       + ", ".join(v.attributed_to) + ")")
+            checked = ", outputs differ only where suppressed findings say so: " + ", ".join(v.attributed_to)
         else:
             checked = ", not verified numerically"
     return f"Verdict: {result.verdict_text.upper()}{checked} ({why}{tail}); exit code {result.exit_code}"
@@ -180,6 +179,9 @@ def verification_lines(result: Result) -> list[tuple[str, str]]:
     if v.status == "agree":
         lines.append((f"Outputs agree on every compared row and at the output (max relative difference "
                       f"{_sci(v.max_rel)}).", "green"))
+    elif v.status == "partial" and v.unported_cause is not None:
+        lines.append((f"Outputs agree up to row {v.first_divergent_row}, which follows row {v.unported_cause}: its "
+                      "weights could not be ported, so the rows from there on are not verified.", "yellow"))
     elif v.status == "partial":
         lines.append((f"Outputs agree where they could be compared (max relative difference {_sci(v.max_rel)}); "
                       "the check is partial.", "yellow"))

@@ -171,9 +171,11 @@ def _inputs(specs: list[dict], files: list[str]):
         arr = np.load(path)
         if spec["layout"] == "channels_last":
             arr = np.moveaxis(arr, -1, 1)
-        arr = np.ascontiguousarray(arr)
         dtype = spec["dtype"]
-        t = torch.from_numpy(arr)
+        # a fresh tensor with standard strides: a moved axis of size 1 keeps odd strides that numpy calls
+        # contiguous, and torch would then run the convolutions channels-last (x.view fails after them)
+        t = torch.empty(arr.shape, dtype=torch.from_numpy(arr[:0].copy()).dtype)
+        t.copy_(torch.from_numpy(np.array(arr)))
         t = t.long() if dtype == "int64" else t.bool() if dtype == "bool" else t.to(getattr(torch, dtype))
         tensors.append(t)
     return tensors

@@ -85,6 +85,7 @@ class Verification:
     attributed_to: list[str] = field(default_factory=list)
     later: list[dict] = field(default_factory=list)     # {"row", "codes"}: further divergences a finding explains
     unconfirmed: list[dict] = field(default_factory=list)  # {"row", "code", "why"}: flagged, yet the outputs agree
+    unported_cause: int | None = None   # the first divergence follows a row whose weights could not be ported
     ported: int = 0                     # tensors written into the port
     missing: list[str] = field(default_factory=list)  # torch tensors that got no Keras weights
     saved: bool = False                 # ktdiff port: the state_dict was written
@@ -184,7 +185,7 @@ def plan(keras: ModelSummary, torch: ModelSummary, rows: list[Row]) -> Plan:
         k = kmap.get(row.keras) if row.keras is not None else None
         t = tmap.get(row.torch) if row.torch is not None else None
         if k is not None and t is not None and row.keras_part == "layer" and (k.has_params or t.has_params):
-            porter = choose(k.kind, t.kind)
+            porter = choose(k.kind, t.kind, k.type, t.type)
             if porter is None:
                 p.unported.append({"row": i, "keras": k.id, "torch": t.id,
                                    "reason": f"no weight layout known for {k.type} → {t.type}"})
@@ -335,6 +336,11 @@ def attribute(v: Verification, findings: list, n_rows: int) -> None:
             first_seen = True
             v.first_divergent_row = s.row
             v.attributed_to = sorted({f.code for f in segment})
+            blocked = [u["row"] for u in v.unported if u.get("keras") and u.get("torch")
+                       and prev_row < u["row"] <= s.row]
+            if blocked and not v.attributed_to:  # a layer we could not port: not a difference of the models
+                v.unported_cause = blocked[0]
+                v.status = "partial"
         elif not s.within and segment:  # a flagged row further down that differs too: named, not blamed anew
             v.later.append({"row": s.row, "codes": sorted({f.code for f in segment})})
         elif s.within and not first_seen:

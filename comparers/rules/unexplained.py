@@ -88,7 +88,7 @@ def _sci(value) -> str:
           "Rows after it differ because of it and are not blamed.", scope="verification")
 def outputs_diverge(ctx):
     v = ctx.verification
-    if v is None or v.status != "diverge" or v.attributed_to:
+    if v is None or v.status != "diverge" or v.attributed_to or v.unported_cause is not None:
         return
     tol = v.tolerance
     if v.first_divergent_row is not None:
