@@ -36,6 +36,14 @@ def cli(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "ktdiff.cli.main", *args], cwd=ROOT, env=ENV, capture_output=True)
 
 
+def peak_rss(*args: str) -> float:
+    """The largest resident set of any process a ktdiff run started (its workers), in MiB."""
+    code = ("import resource, subprocess, sys; subprocess.run([sys.executable, '-m', 'ktdiff.cli.main', *sys.argv[1:]], "
+            "capture_output=True); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    done = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    return int(done.stdout.strip()) / 1024
+
+
 def worker(side: str, args: dict) -> None:
     from ktdiff.comparers import workers
 
@@ -95,6 +103,17 @@ def main() -> None:
     show("torch worker: seed_torch.py:Net (import + build + forward walk)", timed(lambda: worker("torch", torch_args), 3))
     show("ktdiff compare seed.keras seed_torch.py:Net (end to end)",
          timed(lambda: cli("compare", seed, "fixtures/seed_torch.py:Net"), 3))
+
+    show("ktdiff compare seed.keras seed_torch.py:Net --verify (13.1M parameters)",
+         timed(lambda: cli("compare", seed, "fixtures/seed_torch.py:Net", "--verify"), 3))
+    branchy = str(models / "branchy.keras")
+    show("ktdiff compare branchy.keras branchy_torch.py:Branchy", timed(lambda: cli("compare", branchy,
+                                                                                   "fixtures/branchy_torch.py:Branchy"), 3))
+    show("ktdiff compare branchy.keras branchy_torch.py:Branchy --verify",
+         timed(lambda: cli("compare", branchy, "fixtures/branchy_torch.py:Branchy", "--verify"), 3))
+    for extra in ([], ["--verify"]):
+        print(f"{'peak worker memory, seed pair ' + ' '.join(extra or ['(structure only)']):<66} "
+              f"{peak_rss('compare', seed, 'fixtures/seed_torch.py:Net', *extra):7.0f} MiB")
 
     from ktdiff.comparers import report
     from ktdiff.comparers.pipeline import compare_summaries

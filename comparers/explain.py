@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from dataclasses import dataclass, field
 
 from .align import Row
@@ -174,6 +176,8 @@ class Context:
 
 def explain(keras: ModelSummary, torch: ModelSummary, rows: list[Row], ignore: list[str] | None = None,
             verification: Verification | None = None) -> Result:
+    if verification is not None:
+        verification = copy.deepcopy(verification)  # attribution fills it in; the caller's stays as it was
     ctx = Context(keras, torch, rows, verification)
     rules = all_rules()
     for scope in ("row", "model", "final", "verification"):

@@ -149,10 +149,10 @@ def load_keras_model(path: str, *, unsafe: bool = False):
     return model
 
 
-def load_keras_summary(path: str, *, unsafe: bool = False) -> ModelSummary:
+def load_keras_summary(path: str, *, unsafe: bool = False, model=None) -> ModelSummary:
     import keras  # noqa: PLC0415 - imported only in the Keras worker
 
-    model = load_keras_model(path, unsafe=unsafe)
+    model = model if model is not None else load_keras_model(path, unsafe=unsafe)
 
     layers: list[Layer] = []
     inputs = [InputSpec(getattr(t, "name", f"input_{i}") or f"input_{i}",

@@ -90,10 +90,11 @@ def dump(request: dict) -> dict:
     import keras  # noqa: PLC0415 - the Keras worker only
 
     inputs, seed, npz, out_dir = request["inputs"], request.get("seed", 0), request.get("npz"), request["out_dir"]
-    model = load_keras_model(request["path"], unsafe=request.get("unsafe", False))
+    model = request.get("model") or load_keras_model(request["path"], unsafe=request.get("unsafe", False))
     os.makedirs(out_dir, exist_ok=True)
     arrays = make_inputs(inputs, seed, npz)
-    index: dict[str, Any] = {"inputs": [], "outputs": {}, "weights": {}, "final": []}
+    index: dict[str, Any] = {"inputs": [], "outputs": {}, "weights": {}, "final": [],
+                             "made_from": {"inputs": inputs, "seed": seed, "npz": npz}}
     for i, arr in enumerate(arrays):
         name = os.path.join(out_dir, f"input_{i}.npy")
         np.save(name, arr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -38,8 +39,15 @@ class CompareOptions:
     save_partial: bool = False         # ... even when some torch tensors get no Keras weights
 
 
-def load_summaries(opts: CompareOptions) -> tuple[ModelSummary, ModelSummary]:
-    """Both summaries, each loaded in its own process; the two run at the same time."""
+def load_summaries(opts: CompareOptions, workspace: str | None = None,
+                   dump_dir: str | None = None) -> tuple[ModelSummary, ModelSummary]:
+    """Both summaries, each loaded in its own process; the two run at the same time.
+
+    With dump_dir (--verify), the Keras worker also runs the model on the check's input and keeps
+    every layer's output there, while the torch side loads."""
+    if workspace is None:
+        with workers.Workspace() as tmp:
+            return load_summaries(opts, tmp, dump_dir)
     check_keras_path(opts.keras_path)  # fail fast, before any framework import
     check_spec(opts.torch_spec)         # a typo in the spec fails now, not after the Keras model has loaded
     if opts.torch_weights and not os.path.isfile(opts.torch_weights):
@@ -48,26 +56,28 @@ def load_summaries(opts: CompareOptions) -> tuple[ModelSummary, ModelSummary]:
     if not opts.input_shapes:
         keras_inputs = [vars(s) for s in input_specs_from_config(read_keras_config(opts.keras_path))]
     keras_args = {"path": opts.keras_path, "unsafe": opts.unsafe_keras_load, "imports": opts.keras_imports}
+    if dump_dir:
+        keras_args["dump"] = {"seed": opts.seed, "npz": opts.verify_input, "out_dir": dump_dir}
     torch_args = {"spec": opts.torch_spec, "kwargs": opts.torch_kwargs, "weights": opts.torch_weights,
                   "input_shapes": opts.input_shapes, "input_dtype": opts.input_dtype,
                   "unsafe": opts.unsafe_torch_load}
-    with workers.Workspace() as tmp:
-        kw = workers.start("keras", keras_args, tmp)
-        tw = None
-        try:
-            if opts.input_shapes or keras_inputs:
-                tw = workers.start("torch", dict(torch_args, keras_inputs=keras_inputs), tmp)
-                done = _collect_all([kw, tw], opts.timeout)
-                keras_summary, torch_summary = done["keras"], done["torch"]
-            else:  # the saved config did not say: ask the loaded Keras model first
-                keras_summary = workers.collect(kw, opts.timeout)
-                inputs = [vars(s) for s in keras_summary.inputs]
-                tw = workers.start("torch", dict(torch_args, keras_inputs=inputs), tmp)
-                torch_summary = workers.collect(tw, opts.timeout)
-        finally:
-            for w in (kw, tw):
-                if w is not None:
-                    workers.stop(w)
+    tmp = workspace  # the caller's, kept for the numeric check
+    kw = workers.start("keras", keras_args, tmp)
+    tw = None
+    try:
+        if opts.input_shapes or keras_inputs:
+            tw = workers.start("torch", dict(torch_args, keras_inputs=keras_inputs), tmp)
+            done = _collect_all([kw, tw], opts.timeout)
+            keras_summary, torch_summary = done["keras"], done["torch"]
+        else:  # the saved config did not say: ask the loaded Keras model first
+            keras_summary = workers.collect(kw, opts.timeout)
+            inputs = [vars(s) for s in keras_summary.inputs]
+            tw = workers.start("torch", dict(torch_args, keras_inputs=inputs), tmp)
+            torch_summary = workers.collect(tw, opts.timeout)
+    finally:
+        for w in (kw, tw):
+            if w is not None:
+                workers.stop(w)
     return keras_summary, torch_summary
 
 
@@ -127,48 +137,72 @@ def _values(inputs: list[dict]) -> str:
     return "; ".join(kinds)
 
 
-def verify_many(items: list[tuple[CompareOptions, ModelSummary, ModelSummary, list]]) -> list[Verification]:
+def _early(dump_dir: str | None, dump: dict) -> dict | None:
+    """The Keras worker's early run (load_summaries with dump_dir), if it ran on this very input."""
+    if not dump_dir or not os.path.exists(os.path.join(dump_dir, "index.json")):
+        return None
+    with open(os.path.join(dump_dir, "index.json")) as fh:
+        answer = json.load(fh)
+    made = answer.get("data", {}).get("made_from", {})
+    same = [(i["keras_shape"], i["kind"]) for i in made.get("inputs", [])] == \
+        [(i["keras_shape"], i["kind"]) for i in dump["inputs"]]
+    return answer if "error" in answer or (same and made.get("seed") == dump["seed"]
+                                           and made.get("npz") == dump["npz"]) else None
+
+
+def verify_many(items: list[tuple[CompareOptions, ModelSummary, ModelSummary, list]],
+                workspace: str | None = None, early: list[str | None] | None = None) -> list[Verification]:
     """The numeric check of several pairs: one Keras worker runs every Keras model (a model compared with
-    several ports runs once per input), then one torch worker ports and runs every port.
+    several ports runs once per input) unless its summary worker already did (`early`: its dump folders),
+    then one torch worker ports and runs every port.
     A pair that fails gets a 'not-run' Verification with the reason (or raises, with --verify=strict / port)."""
+    if workspace is None:
+        with workers.Workspace() as tmp:
+            return verify_many(items, tmp, early)
+    tmp = workspace
     prepared = [verification_request(opts, k, t, rows) for opts, k, t, rows in items]
     out: list[Verification | None] = [None] * len(items)
-    with workers.Workspace() as tmp:
-        dumps: dict[str, dict] = {}
-        which: list[str] = []
-        for i, (_, dump, _) in enumerate(prepared):
-            key = repr((dump["path"], dump["unsafe"], dump["inputs"], dump["seed"], dump["npz"]))
-            if key not in dumps:
-                dumps[key] = dict(dump, out_dir=os.path.join(tmp, f"keras-{len(dumps)}"))
-            which.append(key)
-        imports = sorted({m for opts, *_ in items for m in opts.keras_imports})
-        timeout = max((opts.timeout or 0) for opts, *_ in items) or None
-        kw = workers.start("keras", {"job": "keras_dump", "imports": imports, "requests": list(dumps.values())}, tmp)
+    dumps: dict[str, dict] = {}
+    answers: dict[str, dict] = {}
+    which: list[str] = []
+    for i, (_, dump, _) in enumerate(prepared):
+        key = repr((dump["path"], dump["unsafe"], dump["inputs"], dump["seed"], dump["npz"]))
+        ready = _early(early[i] if early else None, dump)
+        if ready is not None:
+            answers[key] = ready
+        elif key not in dumps:
+            dumps[key] = dict(dump, out_dir=os.path.join(tmp, f"keras-{len(dumps)}"))
+        which.append(key)
+    imports = sorted({m for opts, *_ in items for m in opts.keras_imports})
+    timeout = max((opts.timeout or 0) for opts, *_ in items) or None
+    if dumps:
+        kw = workers.start("keras", {"job": "keras_dump", "imports": imports, "requests": list(dumps.values())},
+                           tmp)
         try:
-            answers = dict(zip(dumps, workers.collect(kw, timeout)["results"]))
+            answers.update(zip(dumps, workers.collect(kw, timeout)["results"]))
         finally:
             workers.stop(kw)
-        requests, slots = [], []
-        for i, ((opts, *_), (p, _, request)) in enumerate(zip(items, prepared)):
-            answer = answers[which[i]]
+    requests, slots = [], []
+    for i, ((opts, *_), (p, _, request)) in enumerate(zip(items, prepared)):
+        answer = answers[which[i]]
+        if "error" in answer:
+            out[i] = _not_run(opts, p, KtdiffError.from_dict(answer["error"]))
+            continue
+        requests.append(dict(request, keras_index=answer["data"]))
+        slots.append(i)
+    if requests:
+        tw = workers.start("torch", {"job": "torch_verify", "requests": requests}, tmp)
+        try:
+            results = workers.collect(tw, timeout)["results"]
+        finally:
+            workers.stop(tw)
+        for i, answer in zip(slots, results):
+            opts, p = items[i][0], prepared[i][0]
             if "error" in answer:
                 out[i] = _not_run(opts, p, KtdiffError.from_dict(answer["error"]))
-                continue
-            requests.append(dict(request, keras_index=answer["data"]))
-            slots.append(i)
-        if requests:
-            tw = workers.start("torch", {"job": "torch_verify", "requests": requests}, tmp)
-            try:
-                results = workers.collect(tw, timeout)["results"]
-            finally:
-                workers.stop(tw)
-            for i, answer in zip(slots, results):
-                opts, p = items[i][0], prepared[i][0]
-                if "error" in answer:
-                    out[i] = _not_run(opts, p, KtdiffError.from_dict(answer["error"]))
-                else:
-                    out[i] = evaluate(p, answer["data"], opts.atol, opts.rtol, input_info(opts, p),
-                                      "given" if opts.torch_weights else "ported")
+            else:
+                out[i] = evaluate(p, answer["data"], opts.atol, opts.rtol, input_info(opts, p),
+                                  "given" if opts.torch_weights else "ported")
     return out  # type: ignore[return-value]
 
 
@@ -179,10 +213,11 @@ def _not_run(opts: CompareOptions, p, exc: KtdiffError) -> Verification:
                         notes=[f"the numeric check could not run: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")])
 
 
-def run_verification(opts: CompareOptions, keras: ModelSummary, torch: ModelSummary, rows) -> Verification:
+def run_verification(opts: CompareOptions, keras: ModelSummary, torch: ModelSummary, rows,
+                     workspace: str | None = None, early: str | None = None) -> Verification:
     """Port the weights (or load the user's), run both models on one input, compare every row."""
     try:
-        return verify_many([(opts, keras, torch, rows)])[0]
+        return verify_many([(opts, keras, torch, rows)], workspace, [early])[0]
     except KtdiffError as exc:
         if opts.verify == "strict" or opts.save_weights:
             raise
@@ -192,13 +227,18 @@ def run_verification(opts: CompareOptions, keras: ModelSummary, torch: ModelSumm
 
 
 def compare(opts: CompareOptions) -> Result:
-    keras, torch = load_summaries(opts)
-    rows = align(keras, torch)
-    verification = run_verification(opts, keras, torch, rows) if opts.verify or opts.save_weights else None
+    with workers.Workspace() as tmp:
+        early = os.path.join(tmp, "keras-early") if opts.verify or opts.save_weights else None
+        keras, torch = load_summaries(opts, tmp, early)
+        rows = align(keras, torch)
+        verification = run_verification(opts, keras, torch, rows, tmp, early) if early else None
     result = explain(keras, torch, rows, ignore=opts.ignore, verification=verification)
-    if opts.verify == "strict" and verification is not None and verification.status in ("partial", "not-run"):
+    blocked = verification is not None and any(u.get("keras") and u.get("torch") for u in verification.unported)
+    if opts.verify == "strict" and verification is not None and (verification.status in ("partial", "not-run")
+                                                                 or blocked):
         why = "; ".join(verification.notes[:1] + [f"row {u['row']}: {u['reason']}" for u in verification.unported[:2]])
-        raise KtdiffError(f"the numeric check is {verification.status}" + (f": {why}" if why else ""),
+        state = "partial" if blocked and verification.status == "diverge" else verification.status
+        raise KtdiffError(f"the numeric check is {state}" + (f": {why}" if why else ""),
                           "run with --verify (not strict) to see what was verified.")
     return result
 
@@ -210,9 +250,11 @@ def port_weights(opts: CompareOptions, output: str, partial: bool = False) -> tu
     from .report import verification_lines
 
     opts = replace(opts, save_weights=output, save_partial=partial, verify="on")
-    keras, torch = load_summaries(opts)
-    rows = align(keras, torch)
-    v = run_verification(opts, keras, torch, rows)
+    with workers.Workspace() as tmp:
+        early = os.path.join(tmp, "keras-early")
+        keras, torch = load_summaries(opts, tmp, early)
+        rows = align(keras, torch)
+        v = run_verification(opts, keras, torch, rows, tmp, early)
     result = explain(keras, torch, rows, ignore=opts.ignore, verification=v)
     gaps = [f"{u.get('torch') or u.get('keras')}: {u['reason']}" for u in v.unported if u.get("torch")] + \
         [f"{name}: no Keras weights" for name in v.missing]

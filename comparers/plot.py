@@ -22,6 +22,7 @@ def plot_verification(result: Result, path: str) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
+        matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text in an SVG: searchable, selectable
         import matplotlib.pyplot as plt
     except ImportError:
         raise KtdiffError("--verify-plot needs matplotlib, which is not installed",

@@ -141,7 +141,7 @@ def delta_cell(result: Result, index: int) -> str:
     if s.within is None:
         return "n/a"
     mark = " ◀" if v.first_divergent_row == index else ""
-    return f"{s.max_rel_diff:.0e} {error_bar(s.max_rel_diff)}{mark}"
+    return f"{s.max_rel_diff:.1e} {error_bar(s.max_rel_diff)}{mark}"
 
 
 def _sci(value) -> str:

@@ -258,6 +258,21 @@ def plan_inputs(keras: ModelSummary, torch: ModelSummary) -> list[dict]:
     return out
 
 
+def keras_check_inputs(keras: ModelSummary, batch: int = 1) -> list[dict] | None:
+    """The check's input as the Keras side alone can make it (batch 1; None when a dimension is unknown):
+    the Keras worker makes and runs it while the torch summary loads, and the plan reuses it when the
+    port's input is the same array (plan_inputs gives the same Keras shapes)."""
+    vocab = _vocab(keras)
+    out = []
+    for k in keras.inputs:
+        if any(d is None for d in k.shape[1:]):
+            return None
+        kind = "int" if k.dtype.startswith(("int", "uint")) else "bool" if k.dtype == "bool" else "float"
+        out.append({"name": k.name, "keras_shape": [batch] + [int(d) for d in k.shape[1:]], "keras_dtype": k.dtype,
+                    "kind": kind, "high": vocab})
+    return out
+
+
 def _vocab(keras: ModelSummary) -> int:
     """Token ids stay below the first embedding's vocabulary (and 100): 1 .. high."""
     for layer in keras.layers:

@@ -52,10 +52,15 @@ class Worker:
             return ""
 
 
+_STARTED = [0]
+
+
 def start(side: str, args: dict, workdir: str) -> Worker:
-    args_path = os.path.join(workdir, f"{side}-args.json")
-    result_path = os.path.join(workdir, f"{side}-result.json")
-    log_path = os.path.join(workdir, f"{side}.log")
+    _STARTED[0] += 1
+    name = f"{side}-{_STARTED[0]}"  # several workers of a side may share a workspace (the numeric check)
+    args_path = os.path.join(workdir, f"{name}-args.json")
+    result_path = os.path.join(workdir, f"{name}-result.json")
+    log_path = os.path.join(workdir, f"{name}.log")
     with open(args_path, "w") as fh:
         json.dump(args, fh)
     env = dict(os.environ)
@@ -136,13 +141,17 @@ class Workspace:
 
 def _run(side: str, args: dict) -> ModelSummary | dict:
     job = args.get("job", "summary")
-    if job in ("keras_dump", "torch_verify"):
-        # the numeric check: the Keras half (inputs, every layer's outputs, the weights) or the torch half
-        # (port, run, compare); several requests share one framework import, each fails on its own
+    if job in ("keras_dump", "torch_verify", "summaries"):
+        # several requests share one framework import, each fails on its own: the numeric check's Keras
+        # half (inputs, every layer's outputs, the weights) or torch half (port, run, compare), or
+        # the summaries of several models
         if job == "keras_dump":
             from .keras_verify import dump as run
-        else:
+        elif job == "torch_verify":
             from .torch_verify import run
+        else:
+            def run(request):
+                return _summary(side, request).to_dict()
         results = []
         for request in args["requests"]:
             try:
@@ -150,10 +159,18 @@ def _run(side: str, args: dict) -> ModelSummary | dict:
             except KtdiffError as exc:
                 results.append({"error": exc.to_dict()})
         return {"results": results}
-    if side == "keras":
-        from .keras_loader import load_keras_summary
+    return _summary(side, args)
 
-        return load_keras_summary(args["path"], unsafe=args.get("unsafe", False))
+
+def _summary(side: str, args: dict) -> ModelSummary:
+    if side == "keras":
+        from .keras_loader import load_keras_model, load_keras_summary
+
+        model = load_keras_model(args["path"], unsafe=args.get("unsafe", False))
+        summary = load_keras_summary(args["path"], model=model)
+        if args.get("dump"):  # --verify: run the model now, while the torch side loads
+            _early_dump(model, summary, args)
+        return summary
     from .torch_loader import load_torch_summary
 
     return load_torch_summary(
@@ -161,6 +178,25 @@ def _run(side: str, args: dict) -> ModelSummary | dict:
         keras_inputs=args.get("keras_inputs"), input_shapes=args.get("input_shapes"),
         input_dtype=args.get("input_dtype"), unsafe=args.get("unsafe", False),
     )
+
+
+def _early_dump(model, summary, args: dict) -> None:
+    """The numeric check's Keras half in the summary worker; its index (or its error) goes to a file.
+    The plan reuses it when the port's input is the same array, or asks again."""
+    from .keras_verify import dump
+    from .verify import keras_check_inputs
+
+    request = dict(args["dump"], model=model)
+    request["inputs"] = keras_check_inputs(summary)
+    if request["inputs"] is None:
+        return
+    os.makedirs(request["out_dir"], exist_ok=True)
+    index_path = os.path.join(request["out_dir"], "index.json")
+    try:
+        index = {"data": dump(request)}
+    except KtdiffError as exc:
+        index = {"error": exc.to_dict()}
+    _write_atomic(index_path, index)
 
 
 def _write_atomic(path: str, data: dict) -> None:

@@ -161,7 +161,7 @@ def test_seed_conventions_are_not_differences(seed_json):
 
 
 def test_seed_verdict_and_schema(seed_json):
-    assert seed_json["schema_version"] == "1.0"
+    assert seed_json["schema_version"] == "1.1"
     assert seed_json["verdict"] == "different" and seed_json["exit_code"] == 1
     failing = sorted({f["code"] for f in seed_json["findings"] if f["category"] in ("behaviour", "unexplained")})
     assert failing == ["ACT002", "ACT005", "NRM002", "NRM003"]

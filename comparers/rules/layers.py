@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from ..layout import format_shape, to_channels_first
+from ..porting import conv_recipe, depthwise_recipe, flatten_dense_recipe
 from . import Hit, rule
 from ._text import label, num, pads, shape, tup
 
@@ -164,12 +165,7 @@ def conv_weight_layout(ctx, index, row):
     if kw is None or tw is None:
         return
     rank = len(kw.shape) - 2
-    if k.kind == "depthwise_conv":
-        kh = ", ".join(str(x) for x in kw.shape[:-2])
-        recipe = f"K.reshape({kh}, {kw.shape[-2] * kw.shape[-1]}).transpose({rank}, {', '.join(map(str, range(rank)))})[:, None]"
-    else:
-        perm = (rank + 1, rank, *range(rank))
-        recipe = f"kernel.transpose{tup(perm)}"
+    recipe = depthwise_recipe(kw.shape) if k.kind == "depthwise_conv" else conv_recipe(rank)
     pad = ""
     check = conv_padding_equivalent(ctx, index, row)
     tp = t.hparams.get("padding")
@@ -254,11 +250,10 @@ def flatten_order_rule(ctx, index, row):
     c, out = f_in[-1], k.hparams.get("units")
     n = math.prod(f_in[1:])
     r = len(spatial)
-    perm = (r + 1, r, *range(r))
     order = {1: "(l, c) vs (c, l)", 2: "(h, w, c) vs (c, h, w)", 3: "(d, h, w, c) vs (c, d, h, w)"}.get(r, "")
     yield Hit(f"Keras {label(f)} flattens {tup(f_in[1:])} into {num(n)} features in channels-last order; "
               f"the port's {label(tf)} flattens {tup(tf.input_shapes[0][1:])} channels-first, {order}. Port {k.name}'s kernel K "
-              f"as W = K.reshape({', '.join(map(str, spatial))}, {c}, {out}).transpose{tup(perm)}.reshape({out}, {n}).")
+              f"as {flatten_dense_recipe(spatial, c, out)}.")
 
 
 RNN_GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
