@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sys
 import tempfile
 import traceback
@@ -37,16 +38,116 @@ class UsageError(Exception):
         self.message, self.hint, self.detail = message, hint, None
 
 
-def fail(exc, debug: bool) -> None:
+class Interrupted(BaseException):
+    """SIGINT, SIGTERM or SIGHUP arrived: unwinds the stack (every `finally` stops its workers and removes
+    its workspace), then the CLI exits with exit_code(...)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+WRITTEN = "written"  # the outcome of `ktdiff port` that wrote its file
+
+
+def exit_code(outcome) -> int:
+    """The exit code of a run, decided from its outcome alone (the one place that decides it).
+
+    outcome: a comparison Result (0 equivalent, 1 different, by the verdict policy's EXIT_CODES),
+    WRITTEN (`ktdiff port` wrote its file: 0), or the exception that ended the run: Interrupted by
+    SIGINT or a KeyboardInterrupt 130; any other (a user mistake, a load error, SIGTERM/SIGHUP, an
+    internal error) 2.
+    """
+    if isinstance(outcome, KeyboardInterrupt) or (isinstance(outcome, Interrupted)
+                                                  and outcome.signum == signal.SIGINT):
+        return 130
+    if isinstance(outcome, BaseException):
+        return EXIT_ERROR
+    if outcome == WRITTEN:
+        return 0
+    from ktdiff.comparers.explain import EXIT_CODES
+
+    return EXIT_CODES[outcome.verdict]
+
+
+def describe(exc: BaseException) -> tuple[str, str | None, str]:
+    """(what is wrong, what to do, kind) for an exception that ended the run; kind: error, interrupted, internal."""
+    from ktdiff.comparers.errors import KtdiffError
+
+    if isinstance(exc, (KtdiffError, UsageError)):
+        return exc.message, exc.hint, "error"
+    if isinstance(exc, KeyboardInterrupt) or (isinstance(exc, Interrupted) and exc.signum == signal.SIGINT):
+        return "interrupted", None, "interrupted"
+    if isinstance(exc, Interrupted):
+        return (f"stopped by {exc.name}; the workers were ended and the temporary files removed",
+                "nothing was compared: run it again to get a report.", "interrupted")
+    text = (str(exc).strip().splitlines() or [""])[0][:300]
+    return (f"internal error: {type(exc).__name__}: {text}".rstrip(": "),
+            "please report it with the output of --debug.", "internal")
+
+
+def finish(outcome, debug: bool = False, json_errors: bool = False) -> None:
+    """End the command: for an exception, one line on stderr (the traceback before it with --debug) and, for
+    --format json to stdout, a JSON document with the error; then exit with exit_code(outcome)."""
+    code = exit_code(outcome)
+    if isinstance(outcome, BaseException):
+        message, hint, kind = describe(outcome)
+        if kind == "interrupted" and hint is None:
+            line = "ktdiff: interrupted"
+        else:
+            line = f"ktdiff: error: {message}" + (f" — {hint}" if hint else "")
+        if debug and kind != "interrupted":
+            detail = getattr(outcome, "detail", None) or "".join(
+                traceback.format_exception(type(outcome), outcome, outcome.__traceback__))
+            sys.stderr.write(detail.rstrip() + "\n")
+        if json_errors:
+            sys.stdout.write(json.dumps({"schema_version": _schema_version(), "error": {
+                "message": message, "hint": hint, "kind": kind}, "exit_code": code}, indent=2) + "\n")
+            sys.stdout.flush()
+        sys.stderr.write(line + "\n")
+    raise typer.Exit(code)
+
+
+def _schema_version() -> str:
+    try:
+        from ktdiff.comparers.report import SCHEMA_VERSION
+
+        return SCHEMA_VERSION
+    except Exception:  # noqa: BLE001 - the error document must not fail in its turn
+        return "unknown"
+
+
+def fail(exc, debug: bool, json_errors: bool = False) -> None:
     """One clear line on stderr (what is wrong, what to do), exit code 2; details with --debug only."""
-    line = f"ktdiff: error: {exc.message}"
-    if getattr(exc, "hint", None):
-        line += f" — {exc.hint}"
-    if debug:
-        detail = getattr(exc, "detail", None) or traceback.format_exc()
-        sys.stderr.write(detail.rstrip() + "\n")
-    sys.stderr.write(line + "\n")
-    raise typer.Exit(EXIT_ERROR)
+    finish(exc, debug, json_errors)
+
+
+_STOPPING = [False]
+
+
+def _on_signal(signum, frame) -> None:
+    """SIGINT, SIGTERM, SIGHUP: the first one unwinds the run (raises Interrupted); later ones are ignored so
+    the clean-up (stopping the worker process groups, removing the workspace) runs to its end."""
+    if _STOPPING[0]:
+        return
+    _STOPPING[0] = True
+    raise Interrupted(signum)
+
+
+def install_signal_handlers() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+
+
+def _cleanup() -> None:
+    """Every exit path ends here: every worker's process group killed, every workspace removed."""
+    workers = sys.modules.get("ktdiff.comparers.workers")
+    if workers is not None:
+        workers.cleanup_all()
 
 
 def _parse_shapes(values: list[str]) -> list[list[int]] | None:
@@ -62,6 +163,9 @@ def _parse_shapes(values: list[str]) -> list[list[int]] | None:
         if not shape or any(d <= 0 for d in shape):
             raise UsageError(f"bad --input-shape {value!r}",
                              "give the full PyTorch input shape with the batch, e.g. --input-shape 1,3,224,224.")
+        from ktdiff.comparers.errors import check_input_size
+
+        check_input_size(shape, f"--input-shape {value!r}")
         shapes.append(shape)
     return shapes
 
@@ -87,27 +191,46 @@ def _parse_kwargs(value: str | None) -> dict:
 
 
 def _codes(values: list[str]) -> list[str]:
-    from ktdiff.comparers.rules import all_rules
+    """--ignore values: rule codes (NRM002) or names (bn-momentum), as `ktdiff explain` takes them; the codes."""
+    from ktdiff.comparers.rules import get_rule
 
-    known = {r.code for r in all_rules()}
-    codes = [c.strip().upper() for v in values for c in v.split(",") if c.strip()]
-    unknown = [c for c in codes if c not in known]
+    codes, unknown = [], []
+    for item in (c.strip() for v in values for c in v.split(",")):
+        if item:
+            rule = get_rule(item)
+            if rule is None:
+                unknown.append(item)
+            elif rule.code not in codes:
+                codes.append(rule.code)
     if unknown:
-        raise UsageError(f"unknown rule code {', '.join(unknown)} in --ignore", "`ktdiff rules` lists the codes.")
+        raise UsageError(f"unknown rule code or name {', '.join(unknown)} in --ignore",
+                         "`ktdiff rules` lists the codes and names.")
     return codes
 
 
 def _check_output(path: str, inputs: list[str]) -> None:
+    """-o PATH, checked before anything runs: not an input, not a folder, not a symbolic link, and its folder
+    exists and takes a new file (a real probe: permissions, a read-only file system)."""
     real = os.path.realpath(path)
     for item in inputs:
         if item and os.path.exists(item) and (os.path.realpath(item) == real or
                                               (os.path.exists(path) and os.path.samefile(item, path))):
             raise UsageError(f"-o {path} is one of the input files", "write the report to another file.")
+    if os.path.islink(path):
+        raise UsageError(f"-o {path} is a symbolic link (to {os.readlink(path)}); ktdiff does not write through "
+                         "links", "pass the file it points to as -o, or remove the link.")
     if os.path.isdir(path):
         raise UsageError(f"cannot write {path}: it is a directory", "give a file name, e.g. -o report.txt.")
-    folder = os.path.dirname(real) or "."
+    folder = os.path.dirname(os.path.abspath(path)) or "."
     if not os.path.isdir(folder):
         raise UsageError(f"cannot write {path}: folder {folder} does not exist", "create it or pick another path.")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".ktdiff-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: folder {folder} does not take new files ({exc.strerror or exc})",
+                         "pick a writable folder with -o.") from None
 
 
 def _check_verify_options(verify: bool, verify_input: str | None, atol: float, rtol: float, plot: str | None,
@@ -130,11 +253,20 @@ def _check_verify_options(verify: bool, verify_input: str | None, atol: float, r
 
 
 def write_atomic(path: str, text: str) -> None:
+    """Write the whole file or nothing: a temporary file in the same folder, renamed over PATH. The new file
+    gets the mode the old one had, or, new, 0666 minus the umask (as any program's output)."""
     folder = os.path.dirname(os.path.abspath(path))
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     fd, tmp = tempfile.mkstemp(prefix=".ktdiff-", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+            os.fchmod(fh.fileno(), mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -214,42 +346,55 @@ def compare(
 
     Exit code 0: equivalent (bookkeeping and conventions only); 1: a behavioural or unexplained difference; 2: ktdiff could not compare (bad input, load error).
     """
-    from ktdiff.comparers.errors import KtdiffError
-
+    if output == "-":  # -o - is stdout
+        output = None
+    json_errors = fmt == "json" and not output  # an error is a JSON document too where the report would go
+    outcome = None
     try:
-        if fmt not in ("table", "json", "markdown", "md"):
-            raise UsageError(f"unknown --format {fmt!r}", "use table, json or markdown.")
-        if not timeout > 0:
-            raise UsageError(f"bad --timeout {timeout:g}", "give a number of seconds above 0, e.g. --timeout 600.")
-        if input_dtype and input_dtype not in ("float32", "float16", "bfloat16", "float64", "int64", "int32", "bool"):
-            raise UsageError(f"unknown --input-dtype {input_dtype!r}", "use float32, float16, bfloat16, float64, "
-                                                                       "int64 or bool.")
-        torch_file = torch_module.rpartition(":")[0]
-        inputs = [keras_model, torch_file, torch_weights or "", verify_input or ""]
-        if output:
-            _check_output(output, inputs)
-        _check_verify_options(verify or verify_strict or bool(verify_plot), verify_input, atol, rtol, verify_plot,
-                              inputs)
-        from ktdiff.comparers.pipeline import CompareOptions, compare as run_compare
+        outcome = _compare(keras_model, torch_module, torch_kwargs, torch_weights, input_shape, input_dtype, fmt,
+                           output, ignore, keras_import, unsafe_keras_load, unsafe_torch_load, timeout, verify,
+                           verify_strict, verify_input, seed, atol, rtol, verify_plot)
+    except typer.Exit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - every failure, ours included, is exit 2 (130 for SIGINT)
+        outcome = exc
+    finally:
+        _cleanup()
+    finish(outcome, debug, json_errors)
 
-        options = CompareOptions(
-            keras_path=keras_model, torch_spec=torch_module, torch_kwargs=_parse_kwargs(torch_kwargs),
-            torch_weights=torch_weights, input_shapes=_parse_shapes(input_shape), input_dtype=input_dtype,
-            unsafe_keras_load=unsafe_keras_load, unsafe_torch_load=unsafe_torch_load,
-            keras_imports=keras_import, ignore=_codes(ignore), timeout=timeout,
-            verify="strict" if verify_strict else "on" if (verify or verify_plot) else None,
-            verify_input=verify_input, seed=seed, atol=atol, rtol=rtol,
-        )
-        result = run_compare(options)
-        if verify_plot:
-            from ktdiff.comparers.plot import plot_verification
 
-            plot_verification(result, verify_plot)
-    except (KtdiffError, UsageError) as exc:
-        fail(exc, debug)
-    except KeyboardInterrupt:
-        sys.stderr.write("ktdiff: interrupted\n")
-        raise typer.Exit(130) from None
+def _compare(keras_model, torch_module, torch_kwargs, torch_weights, input_shape, input_dtype, fmt, output, ignore,
+             keras_import, unsafe_keras_load, unsafe_torch_load, timeout, verify, verify_strict, verify_input, seed,
+             atol, rtol, verify_plot):
+    """The comparison and its report; returns the Result (the caller turns it into the exit code)."""
+    if fmt not in ("table", "json", "markdown", "md"):
+        raise UsageError(f"unknown --format {fmt!r}", "use table, json or markdown.")
+    if not timeout > 0:
+        raise UsageError(f"bad --timeout {timeout:g}", "give a number of seconds above 0, e.g. --timeout 600.")
+    if input_dtype and input_dtype not in ("float32", "float16", "bfloat16", "float64", "int64", "int32", "bool"):
+        raise UsageError(f"unknown --input-dtype {input_dtype!r}", "use float32, float16, bfloat16, float64, "
+                                                                   "int64 or bool.")
+    torch_file = torch_module.rpartition(":")[0]
+    inputs = [keras_model, torch_file, torch_weights or "", verify_input or ""]
+    if output:
+        _check_output(output, inputs)
+    _check_verify_options(verify or verify_strict or bool(verify_plot), verify_input, atol, rtol, verify_plot,
+                          inputs)
+    from ktdiff.comparers.pipeline import CompareOptions, compare as run_compare
+
+    options = CompareOptions(
+        keras_path=keras_model, torch_spec=torch_module, torch_kwargs=_parse_kwargs(torch_kwargs),
+        torch_weights=torch_weights, input_shapes=_parse_shapes(input_shape), input_dtype=input_dtype,
+        unsafe_keras_load=unsafe_keras_load, unsafe_torch_load=unsafe_torch_load,
+        keras_imports=keras_import, ignore=_codes(ignore), timeout=timeout,
+        verify="strict" if verify_strict else "on" if (verify or verify_plot) else None,
+        verify_input=verify_input, seed=seed, atol=atol, rtol=rtol,
+    )
+    result = run_compare(options)
+    if verify_plot:
+        from ktdiff.comparers.plot import plot_verification
+
+        plot_verification(result, verify_plot)
 
     from ktdiff.comparers import report
 
@@ -266,11 +411,12 @@ def compare(
         try:
             write_atomic(output, text)
         except OSError as exc:
-            fail(UsageError(f"cannot write {output}: {exc.strerror or exc}", "pick another path with -o."), debug)
+            raise UsageError(f"cannot write {output}: {exc.strerror or exc}", "pick another path with -o.") from None
         sys.stderr.write(f"ktdiff: wrote {output}; {report.verdict_line(result)}\n")
     elif text is not None:
         sys.stdout.write(text)
-    raise typer.Exit(result.exit_code)
+        sys.stdout.flush()
+    return result
 
 
 @app.command()
@@ -300,8 +446,7 @@ def port(
     on a seeded input and compared with the Keras model, row by row; the last line says whether it agrees.
     Exit code 0: written; 2: not written (a layer cannot be ported, bad input).
     """
-    from ktdiff.comparers.errors import KtdiffError
-
+    outcome = None
     try:
         if input_dtype and input_dtype not in ("float32", "float16", "bfloat16", "float64", "int64", "int32", "bool"):
             raise UsageError(f"unknown --input-dtype {input_dtype!r}", "use float32, float16, bfloat16, float64, "
@@ -317,14 +462,16 @@ def port(
             keras_imports=keras_import, timeout=timeout, verify="on",
         )
         result, lines = port_weights(options, output, partial=partial)
-    except (KtdiffError, UsageError) as exc:
-        fail(exc, debug)
-    except KeyboardInterrupt:
-        sys.stderr.write("ktdiff: interrupted\n")
-        raise typer.Exit(130) from None
-    for line in lines:
-        sys.stdout.write(line + "\n")
-    raise typer.Exit(0)
+        for line in lines:
+            sys.stdout.write(line + "\n")
+        outcome = WRITTEN
+    except typer.Exit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - every failure, ours included, is exit 2 (130 for SIGINT)
+        outcome = exc
+    finally:
+        _cleanup()
+    finish(outcome, debug)
 
 
 @app.command()
@@ -372,10 +519,31 @@ def _argv(args: list[str]) -> list[str]:
     return out
 
 
+def _flags(args: list[str]) -> tuple[bool, bool]:
+    """(--debug, JSON errors on stdout) read from the raw arguments, for a failure before a command runs."""
+    debug = "--debug" in args
+    fmt, output = None, None
+    for i, arg in enumerate(args):
+        nxt = args[i + 1] if i + 1 < len(args) else None
+        if arg in ("--format", "-f"):
+            fmt = nxt
+        elif arg.startswith("--format="):
+            fmt = arg.partition("=")[2]
+        elif arg in ("--output", "-o"):
+            output = nxt
+        elif arg.startswith("--output="):
+            output = arg.partition("=")[2]
+    return debug, fmt == "json" and output in (None, "-") and bool(args) and args[0] == "compare"
+
+
 def main() -> None:
-    """The console script: a usage mistake (a missing argument, an unknown option) is one line too."""
+    """The console script: a usage mistake (a missing argument, an unknown option) is one line too, and so is
+    anything else that ends the run (an internal error: exit 2; a signal: the workers are stopped first)."""
+    install_signal_handlers()
+    args = _argv(sys.argv[1:])
+    debug, json_errors = _flags(args)
     try:
-        code = app(args=_argv(sys.argv[1:]), prog_name="ktdiff", standalone_mode=False)
+        code = app(args=args, prog_name="ktdiff", standalone_mode=False)
     except typer.TyperException as exc:  # click's UsageError and friends
         ctx = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError":  # `ktdiff` alone: the help (rich has printed it)
@@ -384,12 +552,24 @@ def main() -> None:
             sys.exit(EXIT_ERROR)
         message = " ".join(exc.format_message().split()).rstrip(".")
         where = ctx.command_path if ctx is not None else "ktdiff"
-        sys.stderr.write(f"ktdiff: error: {message} — see `{where} --help`.\n")
-        sys.exit(EXIT_ERROR)
+        code = _finish_code(UsageError(message, f"see `{where} --help`."), debug, json_errors)
     except typer.Abort:
-        sys.stderr.write("ktdiff: interrupted\n")
-        sys.exit(130)
+        code = _finish_code(KeyboardInterrupt(), debug, json_errors)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - an internal error or a signal outside a command's own handling
+        code = _finish_code(exc, debug, json_errors)
+    finally:
+        _cleanup()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _finish_code(outcome, debug: bool, json_errors: bool) -> int:
+    try:
+        finish(outcome, debug, json_errors)
+    except typer.Exit as done:
+        return done.exit_code
+    return exit_code(outcome)
 
 
 if __name__ == "__main__":

@@ -20,3 +20,19 @@ class KtdiffError(Exception):
     @classmethod
     def from_dict(cls, data: dict) -> "KtdiffError":
         return cls(data["message"], data.get("hint"), data.get("detail"))
+
+
+# One example is all a summary needs: an input above this many elements is a mistake (a typo in
+# --input-shape, or a Keras input declared far too large), refused before any tensor is allocated.
+MAX_INPUT_ELEMENTS = 2 ** 28  # 268,435,456 elements: 1 GiB as float32
+
+
+def check_input_size(shape, what: str) -> None:
+    """Refuse an input whose element count is above MAX_INPUT_ELEMENTS (or a dimension torch cannot index)."""
+    count = 1
+    for dim in shape:
+        count *= int(dim)
+    if count > MAX_INPUT_ELEMENTS or any(int(d) >= 2 ** 63 for d in shape):
+        raise KtdiffError(f"{what} has {count:,} elements, above ktdiff's limit of {MAX_INPUT_ELEMENTS:,} per input",
+                          "a summary needs one example: use batch 1 and the model's real input size, "
+                          "e.g. --input-shape 1,3,224,224.")

@@ -249,8 +249,17 @@ def _split_separable(layers: list[Layer]) -> list[Layer]:
     return out
 
 
+def keras_class(layer) -> str:
+    """The nearest Keras class the layer is, by its class hierarchy: keras_hub's ReversibleEmbedding is an
+    Embedding, a user's `class MyDense(keras.layers.Dense)` a Dense. Its own name when none is known."""
+    for cls in type(layer).__mro__:
+        if (getattr(cls, "__module__", "") or "").split(".")[0] == "keras" and _kind(cls.__name__) != "other":
+            return cls.__name__
+    return type(layer).__name__
+
+
 def _layer_row(layer, lid: str, parent: str | None, depth: int, prefix: str) -> Layer:
-    cls = type(layer).__name__
+    cls = keras_class(layer)
     weights = [Weight(name=weight_name(w, layer), shape=[int(d) for d in w.shape],
                       numel=int(math.prod(int(d) for d in w.shape)), trainable=bool(w.trainable),
                       dtype=str(getattr(w, "dtype", "float32")))
@@ -261,7 +270,7 @@ def _layer_row(layer, lid: str, parent: str | None, depth: int, prefix: str) -> 
         config = {}
     kind = _kind(cls)
     row = Layer(
-        id=lid, name=layer.name, type=cls, kind=kind, origin="layer", depth=depth, parent=parent,
+        id=lid, name=layer.name, type=type(layer).__name__, kind=kind, origin="layer", depth=depth, parent=parent,
         output_shapes=_tensor_shapes(layer, "output"), input_shapes=_tensor_shapes(layer, "input"),
         inbound=[prefix + n for n in _inbound(layer)],
         trainable_params=sum(w.numel for w in weights if w.trainable),
@@ -357,6 +366,8 @@ def _kind(cls: str) -> str:
         return "upsample"
     if cls.startswith("ZeroPadding"):
         return "pad"
+    if cls.startswith("Cropping"):
+        return "crop"
     return "other"
 
 
@@ -397,6 +408,9 @@ def _hparams(cls: str, kind: str, cfg: dict, weights: list[Weight]) -> dict[str,
             hp["filters"] = int(cfg["filters"])
         if "depth_multiplier" in cfg:
             hp["depth_multiplier"] = int(cfg["depth_multiplier"])
+        if kind == "conv_transpose":
+            op = cfg.get("output_padding")
+            hp["output_padding"] = None if op is None else _tuple(op, rank)
         kernel = shapes.get("kernel") or shapes.get("depthwise_kernel")
         if kernel and kind == "conv":
             hp["in_channels"] = kernel[-2] * hp["groups"]
@@ -426,6 +440,8 @@ def _hparams(cls: str, kind: str, cfg: dict, weights: list[Weight]) -> dict[str,
         hp.update(_activation_layer(cls, cfg))
     elif kind == "dropout":
         hp["rate"] = float(cfg.get("rate", cfg.get("stddev", 0.0)) or 0.0)
+        noise = cfg.get("noise_shape")  # Dropout(noise_shape=(None, 1, 1, 1)) drops whole samples: stochastic depth
+        hp["per_sample"] = isinstance(noise, (list, tuple)) and len(noise) > 1 and all(d == 1 for d in noise[1:])
     elif kind in ("pool", "global_pool"):
         hp["pool_type"] = "max" if "Max" in cls else "avg"
         if kind == "pool":
@@ -441,6 +457,11 @@ def _hparams(cls: str, kind: str, cfg: dict, weights: list[Weight]) -> dict[str,
     elif kind == "pad":
         hp.update(padding=_pad_pairs(cfg.get("padding", 1), int(cls[-2]) if cls[-2].isdigit() else 2),
                   mode="constant", value=0.0)
+    elif kind == "upsample":
+        rank = int(cls[-2]) if cls[-2].isdigit() else 2
+        hp.update(size=_tuple(cfg.get("size", 2), rank), interpolation=str(cfg.get("interpolation", "nearest")))
+    elif kind == "crop":
+        hp["cropping"] = _pad_pairs(cfg.get("cropping", 0), int(cls[-2]) if cls[-2].isdigit() else 2)
     elif kind == "attention":
         hp.update(num_heads=int(cfg.get("num_heads", 1)), key_dim=int(cfg.get("key_dim", 0)),
                   value_dim=int(cfg.get("value_dim") or cfg.get("key_dim", 0)),

@@ -33,6 +33,8 @@ class PortInfo:
     torch_type: str = ""
     torch_shapes: dict = field(default_factory=dict)  # torch tensor name -> shape (parameters and buffers)
     flatten_input: list | None = None  # (H, W, C): the Dense reads a channels-last Flatten; torch reads (C, H, W)
+    bias_folded: bool = False          # a conv whose Keras bias the BatchNorm after it absorbs (CNV004)
+    fold_bias: np.ndarray | None = None  # a BatchNorm: the conv bias to subtract from the moving mean
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ def flatten_dense_recipe(spatial, channels: int, out: int) -> str:
 def _bias(kw: dict, info: PortInfo, out: dict) -> None:
     """bias -> bias; a torch bias where Keras has none is zero (it adds nothing)."""
     b = _get(kw, "bias", required=False)
+    if info.bias_folded:
+        return  # the BatchNorm after it takes it (running_mean = moving_mean - bias)
     if "bias" in info.torch_shapes:
         out["bias"] = b if b is not None else np.zeros(info.torch_shapes["bias"], dtype=np.float32)
     elif b is not None and np.any(b != 0):
@@ -135,7 +139,7 @@ def port_dense(kw: dict, info: PortInfo) -> dict:
     else:
         w = k.T
     out = {"weight": w}
-    if info.torch_type == "Conv1D":  # transformers' Conv1D keeps (in, out), as Keras does
+    if info.torch_hparams.get("weight_layout") == "in_out":  # transformers' Conv1D keeps (in, out), as Keras
         out["weight"] = w.T
     _bias(kw, info, out)
     return out
@@ -144,6 +148,8 @@ def port_dense(kw: dict, info: PortInfo) -> dict:
 @porter("batchnorm", "weight = gamma, bias = beta, running_mean = moving_mean, running_var = moving_variance")
 def port_batchnorm(kw: dict, info: PortInfo) -> dict:
     mean, var = _get(kw, "moving_mean"), _get(kw, "moving_variance")
+    if info.fold_bias is not None:  # BN(conv(x) + b) with mean m is BN(conv(x)) with mean m - b
+        mean = mean - info.fold_bias
     out = {}
     if "running_mean" in info.torch_shapes:
         out["running_mean"], out["running_var"] = mean, var
@@ -287,12 +293,13 @@ BY_KINDS = {
 }
 
 
-BY_TYPES = {("PReLU", "PReLU"): "prelu"}
+BY_ACTIVATION = {("prelu", "prelu"): "prelu"}  # activations with weights
 
 
-def choose(keras_kind: str, torch_kind: str, keras_type: str = "", torch_type: str = "") -> str | None:
+def choose(keras_kind: str, torch_kind: str, keras_activation: str | None = None,
+           torch_activation: str | None = None) -> str | None:
     """The porter for a paired row, or None when no layout is known."""
-    return BY_TYPES.get((keras_type, torch_type)) or BY_KINDS.get((keras_kind, torch_kind))
+    return BY_ACTIVATION.get((keras_activation, torch_activation)) or BY_KINDS.get((keras_kind, torch_kind))
 
 
 def port(name: str, keras_weights: dict, info: PortInfo) -> dict:

@@ -42,6 +42,7 @@ KINDS = (
     "global_pool",
     "upsample",
     "pad",
+    "crop",           # Cropping2D <-> a slice y[:, :, a:-b, c:-d]
     "merge",          # Add, Concatenate, torch.cat, ...
     "identity",
     "other",
@@ -50,7 +51,7 @@ KINDS = (
 # Parameter-free kinds: they fall in between the parameter-bearing anchors.
 PARAMETER_FREE_KINDS = frozenset(
     {"input", "container", "activation", "flatten", "reshape", "permute", "dropout",
-     "pool", "global_pool", "upsample", "pad", "merge", "identity"}
+     "pool", "global_pool", "upsample", "pad", "crop", "merge", "identity"}
 )
 
 # The normalised hyperparameter vocabulary (documentation; loaders may add keys).

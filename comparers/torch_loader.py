@@ -58,6 +58,9 @@ def _is_file_target(target: str) -> bool:
 
 def import_target(target: str):
     """Import the user's module from a dotted name or a .py path."""
+    from .workers import set_stage
+
+    set_stage("user-import", target)  # a worker that dies from here on is blamed on the user's module
     if _is_file_target(target):
         _require_file(target)
         path = os.path.abspath(target)
@@ -120,6 +123,8 @@ def _user_frame(frames):
 def build_module(spec: str, kwargs: dict[str, Any] | None = None):
     import torch.nn as nn
 
+    from .workers import set_stage
+
     target, name = parse_spec(spec)
     module = import_target(target)
     obj = module
@@ -138,6 +143,7 @@ def build_module(spec: str, kwargs: dict[str, Any] | None = None):
         if kwargs:
             raise KtdiffError(f"{spec} is a module instance; --torch-kwargs applies to a class or a factory",
                               "drop --torch-kwargs, or point the spec at the class.")
+        set_stage("user-forward", spec)
         return obj, type(obj)
     if not callable(obj):
         what = type(obj).__name__
@@ -170,14 +176,18 @@ def build_module(spec: str, kwargs: dict[str, Any] | None = None):
         raise KtdiffError(f"{name}() {what}", hint) from None
     except ValueError:
         pass  # no signature (a builtin): just try it
+    set_stage("user-construct", f"{name}()")
     try:
         built = obj(**kwargs)
-    except Exception as exc:  # noqa: BLE001
+    except BaseException as exc:  # noqa: BLE001 - the user's constructor (a SystemExit too)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
         raise _user_error(f"{name}(**{kwargs}) raised" if kwargs else f"{name}() raised", exc,
                           "fix the constructor, or pass its arguments with --torch-kwargs '{...}'.") from None
     if not isinstance(built, nn.Module):
         raise KtdiffError(f"{name}() returned a {type(built).__name__}, not an nn.Module",
                           "point the spec at a function that returns the model.")
+    set_stage("user-forward", spec)  # what runs the user's code next: forward() (loading weights is torch's)
     return built, obj
 
 
@@ -287,7 +297,11 @@ FIRST_LAYER_CHANNELS_FIRST = ("conv", "conv_transpose", "batchnorm", "pool", "gl
 def derive_inputs(model, keras_inputs: list[dict], shapes: list[list[int]] | None,
                   dtype: str | None) -> tuple[list[list[int]], list[str], str]:
     """The torch input shapes and dtypes, and a sentence saying where they came from."""
+    from .errors import check_input_size
+
     if shapes:
+        for shape in shapes:
+            check_input_size(shape, "--input-shape " + ",".join(map(str, shape)))
         dtypes = [dtype or (keras_inputs[i]["dtype"] if i < len(keras_inputs) else "float32")
                   for i in range(len(shapes))]
         return [list(s) for s in shapes], [_torch_dtype_name(d) for d in dtypes], "given with --input-shape"
@@ -311,6 +325,7 @@ def derive_inputs(model, keras_inputs: list[dict], shapes: list[list[int]] | Non
                               f"dimensions {tuple(shape)}", "pass it with --input-shape, e.g. --input-shape 1,3,64,64.")
         shape = [1] + [int(d) for d in shape[1:]]
         keras_shape = "(" + ", ".join("None" if d is None else str(d) for d in spec["shape"]) + ")"
+        check_input_size(shape, f"the input derived from the Keras input {spec['name']} {keras_shape}")
         if channels_first and len(shape) >= 3:
             shape = [shape[0], shape[-1]] + shape[1:-1]
             notes.append(f"Keras input {keras_shape} moved channels-last to channels-first")
@@ -333,12 +348,20 @@ def _torch_dtype_name(dtype: str) -> str:
 def _make_input(shape: list[int], dtype: str):
     import torch
 
-    if dtype == "int64":
-        return torch.zeros(shape, dtype=torch.long)
-    if dtype == "bool":
-        return torch.ones(shape, dtype=torch.bool)
-    gen = torch.Generator().manual_seed(0)
-    return torch.rand(shape, generator=gen, dtype=getattr(torch, dtype))
+    from .errors import check_input_size
+
+    check_input_size(shape, "the input " + ",".join(map(str, shape)))
+    try:
+        if dtype == "int64":
+            return torch.zeros(shape, dtype=torch.long)
+        if dtype == "bool":
+            return torch.ones(shape, dtype=torch.bool)
+        gen = torch.Generator().manual_seed(0)
+        return torch.rand(shape, generator=gen, dtype=getattr(torch, dtype))
+    except (RuntimeError, MemoryError) as exc:  # the machine cannot hold it
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise KtdiffError(f"cannot allocate the PyTorch input {tuple(shape)} {dtype}: {first}",
+                          "pass a smaller --input-shape (batch 1 is enough for a summary).") from None
 
 
 # --------------------------------------------------------------------------- module vocabulary
@@ -351,8 +374,22 @@ ACTIVATION_MODULES = {
 }
 
 
+CONTAINER_CLASSES = ("Module", "Sequential", "ModuleList", "ModuleDict")
+
+
+def torch_class(mod) -> str:
+    """The nearest torch.nn class the module is: its own, or a base class (timm's BatchNormAct2d is a
+    BatchNorm2d, timm's Conv2dSame a Conv2d, a user's `class MyConv(nn.Conv2d)` a Conv2d)."""
+    for cls in type(mod).__mro__:
+        module = getattr(cls, "__module__", "") or ""
+        if module == "torch.nn" or module.startswith("torch.nn."):
+            return cls.__name__
+    return type(mod).__name__
+
+
 def module_kind(mod) -> str:
-    cls = type(mod).__name__
+    """The layer family, recognised by what the module is (its torch.nn class hierarchy), not its name."""
+    cls = torch_class(mod)
     if cls in ACTIVATION_MODULES:
         return "activation"
     if re.fullmatch(r"Conv[123]d", cls):
@@ -391,6 +428,8 @@ def module_kind(mod) -> str:
         return "pad"
     if cls == "Identity":
         return "identity"
+    if type(mod).__name__ in ("DropPath", "StochasticDepth"):  # timm, torchvision: dropout of whole samples
+        return "dropout"
     return "other"
 
 
@@ -409,7 +448,7 @@ def pad_pairs(amounts) -> list[list[int]]:
 
 
 def module_hparams(mod, kind: str) -> dict[str, Any]:
-    cls = type(mod).__name__
+    cls = torch_class(mod)
     if kind in ("conv", "conv_transpose"):
         rank = len(mod.kernel_size)
         padding = mod.padding if isinstance(mod.padding, str) else _ints(mod.padding, rank)
@@ -446,8 +485,12 @@ def module_hparams(mod, kind: str) -> dict[str, Any]:
         if cls == "ELU":
             hp["alpha"] = float(mod.alpha)
         return hp
+    if kind == "upsample":
+        return _upsample_hparams(getattr(mod, "mode", "nearest"), getattr(mod, "align_corners", None),
+                                 getattr(mod, "scale_factor", None), getattr(mod, "size", None))
     if kind == "dropout":
-        return {"rate": float(mod.p)}
+        rate = getattr(mod, "p", getattr(mod, "drop_prob", 0.0))
+        return {"rate": float(rate or 0.0), "per_sample": type(mod).__name__ in ("DropPath", "StochasticDepth")}
     if kind == "flatten":
         return {"start_dim": mod.start_dim, "end_dim": mod.end_dim}
     if kind == "pool":
@@ -498,7 +541,7 @@ FUNCTION_KINDS: dict[str, tuple[str, str | None]] = {
     "adaptive_max_pool2d": ("pool", None), "interpolate": ("upsample", None), "pad": ("pad", None),
     "cat": ("merge", None), "concat": ("merge", None), "add": ("merge", None), "__add__": ("merge", None),
     "__iadd__": ("merge", None), "add_": ("merge", None), "mean": ("global_pool", None),
-    "view": ("reshape", None), "reshape": ("reshape", None),
+    "view": ("reshape", None), "reshape": ("reshape", None), "__getitem__": ("crop", None),
 }
 
 
@@ -522,6 +565,60 @@ def _functional_pool_args(name: str, args: tuple, kwargs: dict) -> dict[str, Any
     if name.startswith("avg"):
         hp["count_include_pad"] = bool(given.get("count_include_pad", True))
     return hp
+
+
+def _upsample_hparams(mode, align_corners, scale_factor, size) -> dict[str, Any]:
+    hp: dict[str, Any] = {"mode": str(mode), "align_corners": bool(align_corners)}
+    if scale_factor is not None:
+        sf = scale_factor if isinstance(scale_factor, (tuple, list)) else [scale_factor]
+        hp["scale_factor"] = [float(f) for f in sf]
+    if size is not None:
+        hp["size"] = list(size) if isinstance(size, (tuple, list)) else [size]
+    return hp
+
+
+def _spatial_crop(args: tuple, in_shapes: list, out_shapes: list) -> list[list[int]] | None:
+    """[[start, end], ...] per spatial dimension (after N, C) when x[index] only trims them; else None."""
+    if len(args) < 2 or not in_shapes or not out_shapes or len(in_shapes[0]) < 3:
+        return None
+    shape, index = in_shapes[0], args[1]
+    index = index if isinstance(index, tuple) else (index,)
+    if any(i is Ellipsis for i in index):
+        at = index.index(Ellipsis)
+        index = index[:at] + (slice(None),) * (len(shape) - len(index) + 1) + index[at + 1:]
+    if len(index) > len(shape) or not all(isinstance(i, slice) for i in index):
+        return None
+    index = index + (slice(None),) * (len(shape) - len(index))
+    crops = []
+    for dim, (size, sl) in enumerate(zip(shape, index)):
+        if sl.step not in (None, 1):
+            return None
+        start, stop, _ = sl.indices(size)
+        before, after = start, size - max(stop, start)
+        if dim < 2 and (before or after):
+            return None
+        if dim >= 2:
+            crops.append([before, after])
+    if not any(b or a for b, a in crops) or len(out_shapes[0]) != len(shape):
+        return None
+    return crops
+
+
+def _global_mean(args: tuple, kwargs: dict, in_shapes: list) -> str | None:
+    """'channels_first' / 'channels_last' when x.mean(dims) averages every axis but the batch and one
+    feature axis (the channels after the batch, or the last axis); None otherwise."""
+    if not in_shapes or len(in_shapes[0]) < 3:
+        return None
+    rank = len(in_shapes[0])
+    dims = kwargs.get("dim", args[1] if len(args) > 1 else None)
+    if dims is None:
+        return None
+    dims = [dims] if isinstance(dims, int) else list(dims)
+    reduced = sorted({d % rank for d in dims if isinstance(d, int)})
+    if 0 in reduced or len(reduced) != rank - 2:
+        return None
+    kept = [d for d in range(1, rank) if d not in reduced]
+    return "channels_first" if kept == [1] else "channels_last" if kept == [rank - 1] else None
 
 
 def _function_name(func) -> str:
@@ -553,7 +650,41 @@ def _tensor_shapes(obj) -> list[list[int]]:
 
 
 def _is_opaque_leaf(mod) -> bool:
-    return not any(True for _ in mod.children()) or type(mod).__name__ in ("MultiheadAttention",)
+    return not any(True for _ in mod.children()) or torch_class(mod) in ("MultiheadAttention",)
+
+
+def _computes_itself(mod) -> bool:
+    """A known layer that also has children: timm's BatchNormAct2d is a BatchNorm2d whose forward
+    normalises with its own weights, then calls its `drop` and `act` children. It gets a row for its
+    own computation (its own tensors), and its children get rows after it, as Keras's
+    BatchNormalization + Activation do."""
+    if _is_opaque_leaf(mod) or module_kind(mod) in ("other", "container", "identity"):
+        return False
+    return any(True for _ in mod.parameters(recurse=False)) or any(True for _ in mod.buffers(recurse=False))
+
+
+def _recognise_by_signature(mod, row: Layer) -> None:
+    """A module of an unknown class that holds exactly a 2-D weight (and a 1-D bias) mapping the input's
+    last dimension to the output's is a linear layer: torch's (out, in) layout, or (in, out) as
+    transformers' Conv1D keeps it."""
+    params = dict(mod.named_parameters(recurse=False))
+    if any(True for _ in mod.children()) or not row.input_shapes or not row.output_shapes:
+        return
+    w, b = params.get("weight"), params.get("bias")
+    if w is None or w.dim() != 2 or set(params) - {"weight", "bias"} or (b is not None and b.dim() != 1):
+        return
+    n_in, n_out = row.input_shapes[0][-1], row.output_shapes[0][-1]
+    if list(w.shape) == [n_out, n_in]:
+        layout = "out_in"
+    elif list(w.shape) == [n_in, n_out]:
+        layout = "in_out"
+    else:
+        return
+    if b is not None and b.shape[0] != n_out:
+        return
+    row.kind = "dense"
+    row.hparams.update(units=n_out, in_features=n_in, use_bias=b is not None, weight_layout=layout,
+                       recognised="by its parameters")
 
 
 class _Recorder:
@@ -569,6 +700,7 @@ class _Recorder:
         self.containers_seen: set[int] = set()
         self.function_counts: dict[str, int] = {}
         self.pending: dict[int, list[Layer]] = {}
+        self.runtime: dict[int, dict] = {}  # what a leaf did inside its forward (the padding it computed)
 
     # hooks
     def pre_hook(self, mod, args, kwargs=None):
@@ -578,7 +710,7 @@ class _Recorder:
             return
         path = self.paths[id(mod)]
         parent = self._parent_path(path)
-        if _is_opaque_leaf(mod):
+        if _is_opaque_leaf(mod) or _computes_itself(mod):
             n = self.calls.get(id(mod), 0) + 1
             self.calls[id(mod)] = n
             row = _module_row(mod, path, parent, first_call=False)  # tensors once it has run (lazy modules)
@@ -597,10 +729,16 @@ class _Recorder:
         if rows:
             row = rows.pop()
             row.output_shapes = _tensor_shapes(output)
+            runtime = self.runtime.pop(id(row), {})
             if row.call_index == 1:  # a shared module's parameters count on its first call only
                 done = _module_row(mod, row.id, row.parent, first_call=True)
                 row.weights, row.buffers, row.hparams = done.weights, done.buffers, done.hparams
                 row.trainable_params, row.non_trainable_params = done.trainable_params, done.non_trainable_params
+            row.hparams.update(runtime)
+            if row.kind == "other" and row.call_index <= 1:
+                _recognise_by_signature(mod, row)
+            if _computes_itself(mod):  # its output is after its children's (the act): not its own
+                row.hparams["has_tail"] = True
             if self.capture is not None:
                 # clone now: an in-place op later in forward (ReLU(inplace=True)) overwrites this tensor
                 self.capture[(row.id, row.call_index)] = _clone_tensors(output)
@@ -611,9 +749,22 @@ class _Recorder:
         return path.rpartition(".")[0]
 
     def record_function(self, func, args, kwargs, result):
-        if any(_is_opaque_leaf(m) for m in self.stack):
-            return
         name = _function_name(func)
+        leaves = [m for m in self.stack if _is_opaque_leaf(m)]
+        if leaves:
+            # inside a layer: not a row of its own; but padding computed at run time (timm's Conv2dSame
+            # pads TF-style, then convolves with padding 0) is the layer's padding
+            pending = self.pending.get(id(leaves[0]))
+            if name == "pad" and pending and module_kind(leaves[0]) in ("conv", "pool"):
+                amounts = kwargs.get("pad", args[1] if len(args) > 1 else ())
+                value = kwargs.get("value", args[3] if len(args) > 3 else None)
+                mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+                self.runtime.setdefault(id(pending[-1]), {}).update(
+                    runtime_padding=pad_pairs(amounts), runtime_padding_mode=mode,
+                    runtime_padding_value=float(value or 0.0))
+            return
+        if self.stack and _computes_itself(self.stack[-1]):
+            return  # the layer's own computation (F.batch_norm in BatchNormAct2d.forward)
         if name not in FUNCTION_KINDS:
             return
         kind, activation = FUNCTION_KINDS[name]
@@ -624,17 +775,25 @@ class _Recorder:
             tensors = _tensor_shapes(list(args[:2]))
             if len(tensors) < 2 or tensors[0] != tensors[1]:
                 return
+        crop = None
+        if kind == "crop":
+            # y[:, :, :-1, :-1]: a slice that keeps the batch and the channels and trims spatial ends (the crop
+            # after a transposed convolution); any other indexing is no row
+            crop = _spatial_crop(args, in_shapes, out_shapes)
+            if crop is None:
+                return
         if kind == "reshape" and in_shapes and out_shapes:
             # x.view(x.size(0), -1) on a >=3-D tensor is a flatten
             if len(out_shapes[0]) == 2 and len(in_shapes[0]) >= 3 and out_shapes[0][0] == in_shapes[0][0]:
                 kind = "flatten"
             else:
                 return
+        pooled_layout = None
         if name == "mean":
-            # x.mean((2, 3)) over every spatial dimension of an image tensor is a global average pooling
-            if not (in_shapes and out_shapes and len(in_shapes[0]) >= 3
-                    and [d for d in out_shapes[0] if d != 1] == [d for d in in_shapes[0][:2] if d != 1]
-                    and out_shapes[0][:2] == in_shapes[0][:2]):
+            # a mean over every dimension but the batch and one feature axis is a global average pooling:
+            # x.mean((2, 3)) of (N, C, H, W) channels-first, x.mean(dim=1) of (N, T, C) channels-last
+            pooled_layout = _global_mean(args, kwargs, in_shapes)
+            if pooled_layout is None:
                 return
         owner = self.paths.get(id(self.stack[-1]), "") if self.stack else ""
         count = self.function_counts.get(name, 0) + 1
@@ -651,8 +810,11 @@ class _Recorder:
                 hp["negative_slope"] = float(kwargs.get("negative_slope", args[1] if len(args) > 1 else 0.01))
             if name == "gelu" and kwargs.get("approximate", "none") == "tanh":
                 hp["activation"] = "gelu_tanh"
+        if crop is not None:
+            hp["cropping"] = crop
+            label = "x[...]"
         if name == "mean":
-            hp.update(pool_type="avg", keepdims=len(out_shapes[0]) == len(in_shapes[0]))
+            hp.update(pool_type="avg", keepdims=len(out_shapes[0]) == len(in_shapes[0]), data_format=pooled_layout)
         elif kind == "pool" and name.startswith("adaptive") and out_shapes and all(d == 1 for d in out_shapes[0][2:]):
             kind = "global_pool"
             hp.update(pool_type="avg" if "avg" in name else "max", keepdims=True)
@@ -662,7 +824,14 @@ class _Recorder:
                 hp.update(_functional_pool_args(name, args, kwargs))
         if kind == "dropout":
             p = kwargs.get("p", args[1] if len(args) > 1 and isinstance(args[1], float) else 0.5)
-            hp["rate"] = float(p)
+            hp.update(rate=float(p), per_sample=False)
+        if kind == "merge" and name in ("cat", "concat") and args and isinstance(args[0], (list, tuple)):
+            hp["operands"] = len(args[0])
+        if kind == "upsample":  # F.interpolate(input, size=None, scale_factor=None, mode='nearest', align_corners=None)
+            given = dict(zip(("size", "scale_factor", "mode", "align_corners"), args[1:]))
+            given.update(kwargs)
+            hp.update(_upsample_hparams(given.get("mode", "nearest"), given.get("align_corners"),
+                                        given.get("scale_factor"), given.get("size")))
         if kind == "pad":
             amounts = kwargs.get("pad", args[1] if len(args) > 1 else ())
             mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
@@ -706,7 +875,7 @@ def _row(mod, path: str, parent: str | None, kind: str, origin: str, weights, bu
 
 def _module_row(mod, path: str, parent: str | None, first_call: bool) -> Layer:
     """A leaf module call; a shared module's parameters count on its first call only."""
-    weights, buffers = _own_tensors(mod, recurse=True) if first_call else ([], [])
+    weights, buffers = _own_tensors(mod, recurse=not _computes_itself(mod)) if first_call else ([], [])
     return _row(mod, path, parent, module_kind(mod), "module", weights, buffers)
 
 
@@ -790,7 +959,7 @@ def walk(model, inputs: list, capture: dict | None = None) -> tuple[list[Layer],
     for path, mod in model.named_modules():
         if path in called:
             continue
-        leaf = _is_opaque_leaf(mod)
+        leaf = _is_opaque_leaf(mod) or _computes_itself(mod)
         inside_leaf = any(path.startswith(p + ".") for p, m in model.named_modules() if p and _is_opaque_leaf(m)
                           and p != path)
         if inside_leaf:

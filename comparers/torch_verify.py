@@ -144,9 +144,15 @@ def port_weights(model, ports: list[dict], weights: dict[str, dict[str, str]]) -
                              "reason": "the Keras layer's weights were not saved"})
             continue
         kw = {name: np.load(path) for name, path in files.items()}
+        fold = None
+        if item.get("fold_bias_of"):
+            conv = weights.get(item["fold_bias_of"], {})
+            bias_file = next((p for n, p in conv.items() if n.rpartition("/")[2] == "bias"), None)
+            fold = np.load(bias_file) if bias_file else None
         info = porting.PortInfo(keras_hparams=item.get("keras_hparams", {}), torch_hparams=item.get("torch_hparams", {}),
                                 torch_type=type(module).__name__, torch_shapes=_state_shapes(module),
-                                flatten_input=item.get("flatten_input"))
+                                flatten_input=item.get("flatten_input"), bias_folded=item.get("bias_folded", False),
+                                fold_bias=fold)
         try:
             arrays = porting.port(item["porter"], kw, info)
         except porting.CannotPort as exc:

@@ -34,6 +34,8 @@ class PortItem:
     flatten_input: list | None = None  # (H, W, C) when the Dense reads a channels-last Flatten
     keras_hparams: dict = field(default_factory=dict)
     torch_hparams: dict = field(default_factory=dict)
+    fold_bias_of: str | None = None    # a BatchNorm: subtract this Keras conv's bias from the moving mean (CNV004)
+    bias_folded: bool = False          # a conv: its Keras bias goes into the BatchNorm after it
 
 
 @dataclass
@@ -181,18 +183,23 @@ def plan(keras: ModelSummary, torch: ModelSummary, rows: list[Row]) -> Plan:
         if row.keras is not None and row.torch is not None and row.keras_part == "layer":
             layer_row_torch[row.keras] = row.torch
     state = "channels_last" if _moved_input(keras, torch) else "same"
+    folds = _bias_folds(keras, torch, rows)  # conv Keras id -> Keras BatchNormalization id
     for i, row in enumerate(rows):
         k = kmap.get(row.keras) if row.keras is not None else None
         t = tmap.get(row.torch) if row.torch is not None else None
         if k is not None and t is not None and row.keras_part == "layer" and (k.has_params or t.has_params):
-            porter = choose(k.kind, t.kind, k.type, t.type)
+            porter = choose(k.kind, t.kind, k.hparams.get("activation"), t.hparams.get("activation"))
             if porter is None:
                 p.unported.append({"row": i, "keras": k.id, "torch": t.id,
                                    "reason": f"no weight layout known for {k.type} → {t.type}"})
             elif t.has_params or t.buffers:
-                p.ports.append(PortItem(i, k.id, t.id, porter,
-                                        _flatten_input(keras, torch, rows, k) if porter == "dense" else None,
-                                        k.hparams, t.hparams))
+                item = PortItem(i, k.id, t.id, porter,
+                                _flatten_input(keras, torch, rows, k) if porter == "dense" else None,
+                                k.hparams, t.hparams)
+                item.bias_folded = k.id in folds and bool(k.hparams.get("use_bias"))
+                item.fold_bias_of = next((c for c, bn in folds.items() if bn == k.id
+                                          and kmap[c].hparams.get("use_bias")), None)
+                p.ports.append(item)
         elif t is not None and k is None and t.has_params and t.call_index <= 1:
             p.unported.append({"row": i, "keras": None, "torch": t.id,
                                "reason": "no Keras counterpart: keeps its initial values"})
@@ -203,8 +210,10 @@ def plan(keras: ModelSummary, torch: ModelSummary, rows: list[Row]) -> Plan:
         if k is None or k.kind == "input":
             continue
         if row.keras_part == "layer":
-            if t is None or t.kind == "container" or fused_activation(k):
-                continue
+            if t is None or t.kind == "container" or fused_activation(k) or t.hparams.get("has_tail") \
+                    or (k.id in folds and k.hparams.get("use_bias")):
+                continue  # (a module with a tail, BatchNormAct2d: its output is its act child's; a conv whose
+                #          bias went into the BatchNorm after it: compared after that)
             partner = t
         else:  # the fused activation's row: the port's activation, or the layer's own output when it has none
             partner = t if t is not None else tmap.get(layer_row_torch.get(k.id, ""))
@@ -212,6 +221,11 @@ def plan(keras: ModelSummary, torch: ModelSummary, rows: list[Row]) -> Plan:
                 continue
         ks = k.output_shapes[0] if k.output_shapes else []
         ts = partner.output_shapes[0] if partner.output_shapes else []
+        nxt = tmap.get(rows[i + 1].torch) if i + 1 < len(rows) and rows[i + 1].keras is None \
+            and rows[i + 1].torch is not None else None
+        if nxt is not None and nxt.kind == "crop" and nxt.input_shapes and ts and nxt.input_shapes[0] == ts \
+                and _layout(ks, nxt.output_shapes[0], state) is not None:
+            partner, ts = nxt, nxt.output_shapes[0]  # the port crops right after (y[..., :-1, :-1]): compare that
         decided = _layout(ks, ts, state)
         if decided is not None:
             state = decided
@@ -230,6 +244,20 @@ def plan(keras: ModelSummary, torch: ModelSummary, rows: list[Row]) -> Plan:
             state = "same"
         p.checks.append(check)
     return p
+
+
+def _bias_folds(keras: ModelSummary, torch: ModelSummary, rows: list[Row]) -> dict[str, str]:
+    """Conv rows whose bias only one side has and that feed only a BatchNorm (CNV004): Keras conv -> BN."""
+    from .explain import Context
+    from .rules.layers import bias_folds_into_bn
+
+    ctx = Context(keras, torch, rows)
+    out = {}
+    for i, row in enumerate(rows):
+        found = bias_folds_into_bn(ctx, i, row) if row.is_pair and row.keras_part == "layer" else None
+        if found:
+            out[row.keras] = found[0].id
+    return out
 
 
 def plan_inputs(keras: ModelSummary, torch: ModelSummary) -> list[dict]:

@@ -145,8 +145,8 @@ class Loader:
 # workers (one Keras, one torch process, side by side) instead of a worker per summary.
 PORT_FILES = {"seed_torch.py": "seed", "faithful_torch.py": "seed", "lenet_torch.py": "lenet",
               "mobilenet_torch.py": "mini_mobilenet", "resnet_torch.py": "mini_resnet", "unet_torch.py": "mini_unet",
-              "text_torch.py": "text_lstm", "branchy_torch.py": "branchy"}
-NOT_A_MODEL = {"Block"}
+              "text_torch.py": "text_lstm", "branchy_torch.py": "branchy", "zoo_style_torch.py": "strided_cnn"}
+NOT_A_MODEL = {"Block", "Conv2dSame", "BatchNormAct2d", "Conv1D", "MyConv"}
 
 
 def fixture_pairs() -> list[tuple[str, str]]:

@@ -84,3 +84,22 @@ def test_act004_leaky_relu_defaults(facts):
 
 def test_act005_logits_losses_apply_the_head_themselves(facts):
     assert facts["ce_logits_vs_keras_probs"] < 1e-5 and facts["bce_logits_vs_keras_probs"] < 1e-5
+
+
+def test_cnv005_transpose_crops_on_a_grid(facts):
+    """The rule's arithmetic (transpose_crops) against the frameworks: on every grid point, the torch
+    (padding, output_padding) pairs it calls equivalent are exactly those whose outputs match Keras's."""
+    from ktdiff.comparers.rules.layers import transpose_crops
+
+    grid = facts["convt_grid"]
+    assert len(grid) > 100 and any(g["matches"] for g in grid) and any(not g["matches"] for g in grid)
+    for g in grid:
+        want = transpose_crops(g["size"], g["k"], g["s"], 1, g["padding"], g["output_padding"])
+        predicted = [[p, op] for p in range(g["k"] + 1) for op in range(g["s"])
+                     if transpose_crops(g["size"], g["k"], g["s"], 1, p, op) == want
+                     and (g["size"] - 1) * g["s"] + g["k"] - 2 * p + op > 0]
+        assert predicted == g["matches"], g
+    # the classic slip: k=3, s=2, 'same' has no torch padding at all (the shape of padding=1,
+    # output_padding=1 fits, its values are shifted)
+    (g,) = [g for g in grid if (g["size"], g["k"], g["s"], g["padding"], g["output_padding"]) == (6, 3, 2, "same", None)]
+    assert g["matches"] == [] and g["shape"] == [12, 12]

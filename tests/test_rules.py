@@ -534,15 +534,17 @@ def test_unx002_params_differ_unexplained(compare):
 
 
 def test_every_rule_is_covered():
-    """Keeps the tests in step with the catalogue: each code is named in a test here (UNX003, which
-    only the numeric check raises, in test_verify.py)."""
+    """Keeps the tests in step with the catalogue: each code is named in a test here, in test_verify.py
+    (UNX003, which only the numeric check raises) or in test_recognition.py."""
     import inspect
     import sys
     from pathlib import Path
 
     from ktdiff.comparers.rules import all_rules
 
-    source = inspect.getsource(sys.modules[__name__]) + (Path(__file__).parent / "test_verify.py").read_text()
+    here = Path(__file__).parent
+    source = inspect.getsource(sys.modules[__name__]) + "".join(
+        (here / name).read_text() for name in ("test_verify.py", "test_recognition.py"))
     missing = [r.code for r in all_rules() if f'"{r.code}"' not in source]
     assert missing == []
 
@@ -628,3 +630,29 @@ def test_cnv003_separable_conv_pairs_with_depthwise_and_pointwise(compare):
     assert f.category == "bookkeeping" and f.params == -4
     assert "HP001" not in codes(r) and r.verdict == "bookkeeping"
     assert_accounted(r)
+
+
+# --------------------------------------------------------------------------- CNV005, UPS001
+
+UPS = "rule_upsample.keras"
+
+
+def test_cnv005_transposed_conv_crops(compare):
+    # k=3, s=2, 'same': TF crops the full 13x13 output 0/1; padding=1, output_padding=1 crops 1/0
+    r = compare(UPS, "UpsampleOutputPadding")
+    f = finding(r, "CNV005", keras="up3", torch="up3")
+    assert "Keras crops 0 at the start and 1 at the end, the port 1 and 0" in f.message
+    assert "padding=0 and a crop in forward()" in f.message
+    assert r.verdict == "different"
+    # the faithful port crops y[:, :, :-1, :-1] itself (ROW007), and up4 (k=4, s=2) is padding=1
+    r = compare(UPS, "UpsamplePort")
+    assert "CNV005" not in codes(r) and "UNX001" not in codes(r) and r.verdict == "equivalent"
+    (crop,) = [f for f in r.findings if f.code == "ROW007"]
+    assert crop.torch.startswith("x[...]") and "0/1, 0/1" in crop.message
+
+
+def test_ups001_interpolation(compare):
+    r = compare(UPS, "UpsampleNearest")  # F.interpolate's default mode against Keras's bilinear
+    f = finding(r, "UPS001", keras="ups", torch="F.interpolate#1")
+    assert "Keras interpolates 'bilinear', the port mode='nearest'" in f.message
+    assert "UPS001" not in codes(compare(UPS, "UpsamplePort"))  # bilinear, align_corners=False

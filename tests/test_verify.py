@@ -25,6 +25,7 @@ FAITHFUL = [
     ("mini_unet.keras", "fixtures/unet_torch.py:MiniUNet"),
     ("text_lstm.keras", "fixtures/text_torch.py:TextLSTM"),
     ("branchy.keras", f"{BR}:Branchy"), ("branchy.keras", f"{BR}:BranchyChannelsLast"),
+    ("rule_upsample.keras", f"{RULES}:UpsamplePort"),
 ]
 
 # (Keras file, port, the rule whose row must be the first to diverge, Keras layer of that row)
@@ -52,6 +53,8 @@ BEHAVIOURAL = [
     ("rule_text.keras", "TextPort", "RNN005", "gru"),
     ("rule_attention.keras", "AttentionSeqFirst", "ATT003", "mha"),
     ("rule_attention.keras", "AttentionFourHeads", "ATT001", "mha"),
+    ("rule_upsample.keras", "UpsampleOutputPadding", "CNV005", "up3"),
+    ("rule_upsample.keras", "UpsampleNearest", "UPS001", "ups"),
 ]
 
 UNSEEN = [  # bugs no structural rule can see: (port, Keras layer of the row where the outputs part)

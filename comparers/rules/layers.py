@@ -6,6 +6,7 @@ import math
 
 from ..layout import format_shape, to_channels_first
 from ..porting import conv_recipe, depthwise_recipe, flatten_dense_recipe
+from ..summary import Layer
 from . import Hit, rule
 from ._text import label, num, pads, shape, tup
 
@@ -110,7 +111,14 @@ def keras_pad_before(ctx, k):
 
 
 def torch_pad_before(ctx, index, t):
-    """The torch zero pad (F.pad, nn.ZeroPad2d) run just before conv t on the same tensor, if any."""
+    """The torch zero pad (F.pad, nn.ZeroPad2d) run just before conv t on the same tensor, if any; or the
+    padding the conv computed at run time inside its own forward (timm's Conv2dSame)."""
+    runtime = t.hparams.get("runtime_padding")
+    if runtime is not None:
+        pad = Layer(id=t.id + "/pad", name=f"{t.name} (its run-time padding)", type="F.pad", kind="pad",
+                    origin="function", hparams={"padding": runtime, "mode": t.hparams.get("runtime_padding_mode"),
+                                                "value": t.hparams.get("runtime_padding_value", 0.0)})
+        return pad if _zero_pad(pad) else None
     p = ctx.neighbour_torch(index, -1)
     if _zero_pad(p) and p.output_shapes and t.input_shapes and p.output_shapes[0] == t.input_shapes[0]:
         return p
@@ -137,6 +145,14 @@ def absorbed_pad(ctx, index, row) -> str | None:
                     tc = ctx.t(other)
                     return (f"{label(k)} pads {pads(k.hparams['padding'])} (before/after per dimension) before {label(ck)}; the port pads "
                             f"inside {label(tc)} (padding={tup(tc.hparams.get('padding'))}): same values.")
+    if t is not None and row.keras is None and t.kind == "crop":  # y[..., :-1, :-1] after a transposed conv
+        conv = ctx.neighbour_torch(index, -1)
+        for j, other in enumerate(ctx.rows):
+            if conv is not None and other.torch == conv.id and transpose_problems(ctx, j, other) == []:
+                ck = ctx.k(other)
+                return (f"{label(t)} crops {pads(t.hparams['cropping'])} (start/end per dimension) after "
+                        f"{label(conv)}; Keras crops inside {label(ck)} (padding='{ck.hparams.get('padding')}'): "
+                        "same values.")
     if t is not None and row.keras is None and _zero_pad(t):
         j = index + 1
         while j < len(ctx.rows) and ctx.rows[j].torch is None:
@@ -206,6 +222,8 @@ def dense_weight_layout(ctx, index, row):
     if k is None:
         return
     kw, tw = _weight(k, "kernel"), _weight(t, "weight")
+    if t.hparams.get("weight_layout") == "in_out":
+        return  # the port keeps (in, out) as Keras does (transformers' Conv1D): nothing to transpose
     if kw is not None and tw is not None and len(kw.shape) == 2:
         see = " (after the flatten permutation, FLT001)" if flatten_order(ctx, k, t) else ""
         yield Hit(f"kernel {tup(kw.shape)} vs weight {tup(tw.shape)}: port with kernel.T{see}.")
@@ -308,11 +326,12 @@ HP_KEYS = {
     "dense": ("units", "in_features", "use_bias"),
     "pool": ("pool_type", "pool_size", "strides"),
     "global_pool": ("pool_type",),
-    "dropout": ("rate",),
+    "dropout": ("rate", "per_sample"),
     "embedding": ("input_dim", "output_dim"),
     "rnn": ("cell", "units", "bidirectional", "use_bias"),
 }
-HP_NAMES = {"strides": "stride", "filters": "out channels", "units": "units/out_features"}
+HP_NAMES = {"strides": "stride", "filters": "out channels", "units": "units/out_features",
+            "per_sample": "drops whole samples (stochastic depth)"}
 # Hyperparameters that size the weights: a difference in one accounts for the row's parameter difference.
 HP_SIZES = frozenset({"filters", "kernel_size", "groups", "units", "in_features", "input_dim", "output_dim",
                       "cell", "bidirectional"})
@@ -340,7 +359,8 @@ def hyperparameter_differs(ctx, index, row):
             equal = abs(float(kv) - float(tv)) <= 1e-9
         else:
             equal = kv == tv
-        if not equal and not (key == "use_bias" and separable_depthwise_bias(k, t)):  # CNV003 has that one
+        if not equal and not (key == "use_bias" and (separable_depthwise_bias(k, t)  # CNV003 has that one
+                                                      or bias_folds_into_bn(ctx, index, row))):  # CNV004
             differing.append((key, kv, tv))
     bias_params = 0
     for key, kv, tv in differing:
@@ -354,9 +374,9 @@ def hyperparameter_differs(ctx, index, row):
             params = bias_params
         elif key == size_key:  # the rest of the row's difference comes from the weights' sizes
             params = ctx.keras_delta(row) - ctx.torch_delta(row) - bias_params
-        extra = " (training only)" if key == "rate" else ""
+        extra = " (training only)" if key in ("rate", "per_sample") else ""
         yield Hit(f"{HP_NAMES.get(key, key)}: Keras {tup(kv)} vs PyTorch {tup(tv)}{extra}.", params=params,
-                  training_only=key == "rate")
+                  training_only=key in ("rate", "per_sample"))
 
 
 @rule("RNN003", "rnn-returns-sequences", "structure", "PyTorch returns the whole sequence where Keras returns the last step",
@@ -544,3 +564,159 @@ def separable_bias(ctx, index, row):
         n = bias.numel if bias else 0
         yield Hit(f"Keras {k.name.rpartition('/')[0]} ({k.type}) has no depthwise bias; the port's {label(t)} has "
                   f"{num(n)}, which the pointwise bias absorbs.", params=-n)
+
+
+def bias_folds_into_bn(ctx, index, row):
+    """(Keras BatchNormalization, torch BatchNorm) when a conv pair differs only in a bias that feeds
+    nothing but a BatchNorm (on the side that has it): that bias folds exactly into the running mean."""
+    k, t = ctx.pair(row, *CONV_KINDS, torch=("conv", "conv_transpose"))
+    if k is None or bool(k.hparams.get("use_bias")) == bool(t.hparams.get("use_bias")):
+        return None
+    consumers = [layer for layer in ctx.keras.layers if k.id in layer.inbound]
+    if len(consumers) != 1 or consumers[0].kind != "batchnorm" or k.hparams.get("activation", "linear") != "linear":
+        return None
+    kb = consumers[0]
+    tb = ctx.neighbour_torch(index, 1)
+    if tb is None or tb.kind != "batchnorm" or not tb.input_shapes or tb.input_shapes[0] != (t.output_shapes or [None])[0]:
+        return None
+    for other in ctx.rows:
+        if other.keras == kb.id and other.torch == tb.id:
+            return kb, tb
+    return None
+
+
+@rule("CNV004", "conv-bias-before-bn", "bookkeeping", "A convolution bias that the BatchNorm after it cancels",
+      what="One side's convolution has a bias, the other's none, and the convolution feeds nothing but a "
+           "BatchNorm. The normalisation subtracts the mean, so the bias changes nothing: in training the "
+           "batch mean cancels it, at inference it folds into the running mean.",
+      why="Keras applications and torch ports choose use_bias/bias differently before BatchNorm; a port that "
+          "copies the default keeps a bias that does nothing.",
+      fix="Nothing changes the outputs. When porting weights, fold the bias b into the BatchNorm: running_mean "
+          "= moving_mean − b (Keras bias, torch conv without one); or set the port's extra bias to 0. Pass "
+          "bias=False to make the counts agree.")
+def conv_bias_before_bn(ctx, index, row):
+    found = bias_folds_into_bn(ctx, index, row)
+    if not found:
+        return
+    k, t = ctx.k(row), ctx.t(row)
+    kb, tb = found
+    bias = _weight(k, "bias") or _weight(t, "bias")
+    n = bias.numel if bias else 0
+    if k.hparams.get("use_bias"):
+        yield Hit(f"Keras {label(k)} has a bias ({num(n)}) that only feeds {label(kb)}; the port's {label(t)} has "
+                  f"none: port with running_mean = moving_mean − bias.", params=n)
+    else:
+        yield Hit(f"the port's {label(t)} has a bias ({num(n)}) that only feeds {label(tb)}; Keras {label(k)} has "
+                  "none: set it to 0 when porting.", params=-n)
+
+
+def transpose_crops(size: int, k: int, s: int, d: int, padding, output_padding) -> tuple[int, int]:
+    """(start, end) that a transposed convolution crops from its full output of (size−1)·s + d·(k−1) + 1
+    values (a negative end: values added, from the bias alone). Keras: padding 'valid'/'same' and its
+    output_padding; torch: padding=p, output_padding=op crop p and p − op."""
+    full = (size - 1) * s + d * (k - 1) + 1
+    if isinstance(padding, int):  # torch
+        return padding, padding - (output_padding or 0)
+    ke = d * (k - 1) + 1
+    if output_padding is None:
+        length = size * s + max(ke - s, 0) if padding == "valid" else size * s
+    else:
+        pad = ke // 2 if padding == "same" else 0
+        length = (size - 1) * s + ke - 2 * pad + output_padding
+    if padding == "same":
+        start = max(full - length, 0) // 2
+    else:
+        start = 0
+    return start, full - length - start
+
+
+@rule("CNV005", "conv-transpose-padding", "behaviour", "The transposed convolution crops its output differently",
+      what="A transposed convolution computes a full output of (in−1)·s + d·(k−1) + 1 values per dimension and "
+           "crops it. Keras 'same' crops (k−s)//2 at the start and the rest at the end ('valid' crops nothing, "
+           "and with k < s adds s − k values at the end); torch crops padding at the start and padding − "
+           "output_padding at the end. Shapes can agree while the values are shifted (k=3, s=2, 'same' against "
+           "padding=1, output_padding=1).",
+      why="torch has no 'same' for transposed convolutions; its padding is symmetric, so an odd k − s has no "
+          "torch setting at all.",
+      fix="Use torch padding = Keras's start crop and output_padding = padding − end crop; where that is "
+          "impossible (negative, or ≥ stride), use padding=0 and crop the output in forward(), e.g. "
+          "y[..., :-1, :-1].")
+def conv_transpose_padding(ctx, index, row):
+    problems = transpose_problems(ctx, index, row)
+    if problems:
+        k, t = ctx.pair(row, "conv_transpose")
+        kp, tp = k.hparams, t.hparams
+        yield Hit(f"padding='{kp.get('padding')}'" + (f", output_padding={tup(kp['output_padding'])}"
+                                                     if kp.get("output_padding") else "")
+                  + f" vs padding={tup(tp.get('padding'))}, output_padding={tup(tp.get('output_padding'))}: "
+                  + "; ".join(problems) + ".")
+
+
+def transpose_problems(ctx, index, row) -> list[str] | None:
+    """Per-dimension differences in where a transposed-conv pair crops (a torch crop right after the conv
+    included); [] when they agree, None when the row is not such a pair."""
+    k, t = ctx.pair(row, "conv_transpose")
+    if k is None or not k.input_shapes:
+        return None
+    kp, tp = k.hparams, t.hparams
+    sizes = k.input_shapes[0][1:-1]
+    after = ctx.neighbour_torch(index, 1)
+    crop = after.hparams.get("cropping") if after is not None and after.kind == "crop" and after.input_shapes \
+        and after.input_shapes[0] == (t.output_shapes or [None])[0] else None
+    problems = []
+    for i, size in enumerate(sizes):
+        if size is None or i >= len(kp.get("kernel_size", [])):
+            continue
+        ks, st, dl = kp["kernel_size"][i], kp["strides"][i], kp.get("dilation", [1] * len(sizes))[i]
+        kop = kp.get("output_padding")
+        want = transpose_crops(size, ks, st, dl, kp.get("padding"), None if kop is None else kop[i])
+        tpad = tp.get("padding")
+        if isinstance(tpad, str):
+            continue
+        got = transpose_crops(size, ks, st, dl, tpad[i], (tp.get("output_padding") or [0] * len(sizes))[i])
+        if crop is not None and i < len(crop):  # the port crops the rest itself: y[..., :-1, :-1]
+            got = (got[0] + crop[i][0], got[1] + crop[i][1])
+        if want != got:
+            how = (f"padding={want[0]}, output_padding={want[0] - want[1]}" if 0 <= want[0] - want[1] < max(st, dl)
+                   else "padding=0 and a crop in forward()")
+            problems.append(f"dim {i} (size {size}, kernel {ks}, stride {st}): Keras crops {want[0]} at the start and "
+                            f"{want[1]} at the end, the port {got[0]} and {got[1]}; use {how}")
+    return problems
+
+
+def _upsample_problem(k, t) -> str | None:
+    kp, tp = k.hparams, t.hparams
+    interp, mode, corners = kp.get("interpolation", "nearest"), tp.get("mode", "nearest"), tp.get("align_corners")
+    sizes = kp.get("size")
+    factors = tp.get("scale_factor")
+    if sizes and factors and [float(x) for x in sizes] != [float(f) for f in (factors * len(sizes))[:len(sizes)]]:
+        return f"Keras scales by {tup(sizes)}, the port by scale_factor={tup(factors)}"
+    if interp == "nearest" and mode in ("nearest", "nearest-exact"):
+        return None
+    if interp == "bilinear" and mode == "bilinear":
+        if corners:
+            return ("Keras's bilinear samples at pixel centres (torch align_corners=False); the port has "
+                    "align_corners=True")
+        return None
+    if interp == "bicubic" and mode == "bicubic":
+        return ("both are bicubic, but TensorFlow's kernel (Keys a = −0.5) is not torch's (a = −0.75): the values "
+                "differ on the TensorFlow backend")
+    return f"Keras interpolates '{interp}', the port mode='{mode}'"
+
+
+@rule("UPS001", "upsample-interpolation", "behaviour", "The upsampling interpolates differently",
+      what="Keras UpSampling2D(interpolation=...) against torch nn.Upsample / F.interpolate(mode=..., "
+           "align_corners=...): nearest agrees with nearest; Keras bilinear is torch bilinear with "
+           "align_corners=False; bicubic differs on the TensorFlow backend (another cubic kernel); any other "
+           "pairing, or another scale factor, computes other values.",
+      why="nearest is the default on both sides, so a port that leaves the mode out of a bilinear Keras "
+          "upsampling runs with the same shapes and other values.",
+      fix="Use the same mode (F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False) for Keras "
+          "'bilinear').")
+def upsample_interpolation(ctx, index, row):
+    k, t = ctx.pair(row, "upsample")
+    if k is None:
+        return
+    problem = _upsample_problem(k, t)
+    if problem:
+        yield Hit(f"{label(k)} vs {label(t)}: {problem}.")

@@ -38,13 +38,13 @@ def keras_only_layer(ctx, index, row):
     k = ctx.k(row)
     if k is None or row.torch is not None or row.keras_part != "layer" or k.kind in ("input", "activation"):
         return
-    if absorbed_pad(ctx, index, row):
-        return  # ROW007
+    if absorbed_pad(ctx, index, row) or identity_op(k):
+        return  # ROW007, ROW008
     extra = ""
     if k.kind == "dropout":
         extra = " Dropout only acts in training: inference outputs are unaffected, training is not."
     yield Hit(f"{label(k)} {shape(k)}, {num(k.total_params)} parameters, has no counterpart in the port.{extra}",
-              params=k.total_params)
+              params=k.total_params, training_only=k.kind == "dropout")
 
 
 @rule("ROW004", "torch-only-module", "behaviour", "A PyTorch module has no counterpart in the Keras model",
@@ -62,17 +62,32 @@ def torch_only_module(ctx, index, row):
             yield Hit(f"{label(t)} holds {num(t.total_params)} parameters of its own ({names}) that no Keras "
                       "layer matches.", params=-t.total_params)
         return
-    if _shape_only(t) or absorbed_pad(ctx, index, row):
-        return  # ROW006, ROW007
+    if _shape_only(t) or absorbed_pad(ctx, index, row) or identity_op(t):
+        return  # ROW006, ROW007, ROW008
     extra = " Dropout only acts in training." if t.kind == "dropout" else ""
     yield Hit(f"{label(t)} {shape(t)}, {num(t.total_params)} parameters, has no counterpart in the Keras "
-              f"model.{extra}", params=-t.total_params)
+              f"model.{extra}", params=-t.total_params, training_only=t.kind == "dropout")
+
+
+def identity_op(layer) -> str | None:
+    """Why a parameter-free row passes its input on unchanged at inference, or None."""
+    if layer is None or layer.has_params:
+        return None
+    hp = layer.hparams
+    if layer.kind == "identity":
+        return "an identity"
+    if layer.kind == "dropout" and not hp.get("rate"):
+        return "a dropout of rate 0"
+    if layer.kind == "merge" and hp.get("operands") == 1:
+        return "a concatenation of one tensor"
+    if layer.kind in ("pool", "global_pool") and hp.get("output_size") and layer.input_shapes and layer.output_shapes \
+            and layer.input_shapes[0] == layer.output_shapes[0]:
+        return f"an adaptive pooling to its input's own size {tuple(hp['output_size'])}"
+    return None
 
 
 def _shape_only(t) -> bool:
-    """A torch flatten/identity that only drops singleton dimensions: no effect on the values."""
-    if t.kind == "identity":
-        return True
+    """A torch flatten/reshape that only drops singleton dimensions: no effect on the values."""
     if t.kind in ("flatten", "reshape") and t.input_shapes and t.output_shapes:
         inp, out = t.input_shapes[0], t.output_shapes[0]
         return [d for d in inp[1:] if d != 1] == [d for d in out[1:] if d != 1]
@@ -106,7 +121,8 @@ def torch_shape_only(ctx, index, row):
 @rule("ROW007", "padding-as-separate-op", "structure", "One side pads in a layer of its own, the other inside the conv",
       what="A zero-padding layer (Keras ZeroPadding2D, torch F.pad or nn.ZeroPad2d) feeds a convolution whose "
            "counterpart pads by the same amounts itself: ZeroPadding2D(1) + Conv2D(padding='valid') against "
-           "Conv2d(padding=1), or Conv2D(padding='same', strides=2) against F.pad(x, (0, 1, 0, 1)) + Conv2d(padding=0).",
+           "Conv2d(padding=1), or Conv2D(padding='same', strides=2) against F.pad(x, (0, 1, 0, 1)) + Conv2d(padding=0). "
+           "Likewise a crop after a transposed convolution (y[..., :-1, :-1]) that Keras's 'same' does inside it.",
       why="Keras applications pad explicitly before strided 'valid' convolutions; torch pads inside the conv, "
           "except where TF-style asymmetric 'same' padding has to be reproduced with F.pad.",
       fix="Nothing to fix: the convolution sees the same padded input. ktdiff counts the separate padding as the "
@@ -115,3 +131,20 @@ def padding_as_separate_op(ctx, index, row):
     how = absorbed_pad(ctx, index, row)
     if how:
         yield Hit(how)
+
+
+@rule("ROW008", "identity-op", "structure", "A row that passes its input on unchanged",
+      what="A layer or op without a counterpart that changes nothing at inference: an Identity module, a "
+           "dropout of rate 0, a concatenation of one tensor, an adaptive pooling to its input's own size "
+           "(torchvision VGG's AdaptiveAvgPool2d((7, 7)) on a 7×7 map).",
+      why="Libraries keep such rows for generality (a configurable drop rate, an input size other than the "
+          "default); the other side simply has no row.",
+      fix="Nothing to fix.")
+def identity_row(ctx, index, row):
+    k, t = ctx.k(row), ctx.t(row)
+    layer = t if row.keras is None else k if row.torch is None and row.keras_part == "layer" else None
+    if layer is None or (layer is t and (not t.executed or t.kind == "container")):
+        return
+    why = identity_op(layer)
+    if why:
+        yield Hit(f"{label(layer)} {shape(layer, 'input')} -> {shape(layer)} is {why}.")

@@ -6,6 +6,7 @@ from ..layout import compare_shapes
 from ..rules import FAILING
 from . import Hit, rule
 from ._text import label, num, shape
+from .layers import transpose_problems
 
 
 def _inherited(ctx, row) -> bool:
@@ -33,6 +34,8 @@ def _shape_rows(ctx, inherited: bool):
             continue
         if any(f.category in FAILING or f.code == "RNN003" for f in ctx.row_findings(index)):
             continue
+        if transpose_problems(ctx, index, row) == []:
+            continue  # a transposed conv whose crop the port does in an op of its own (ROW007)
         yield index, ctx.k(row), ctx.t(row)
 
 

@@ -183,4 +183,42 @@ t = rng.integers(0, 2, (6, 1)).astype("float32")
 k_bce = float(np.mean(keras.losses.binary_crossentropy(t, keras.activations.sigmoid(z))))
 out["bce_logits_vs_keras_probs"] = abs(k_bce - float(nn.BCEWithLogitsLoss()(torch.tensor(z), torch.tensor(t))))
 
+# CNV005: where a transposed convolution crops its full output, on a grid of sizes, kernels, strides,
+# paddings and Keras output_padding: every torch (padding, output_padding) that reproduces Keras's values
+grid = []
+for size in (5, 6):
+    for k in (1, 2, 3, 4, 5):
+        for s in (1, 2, 3):
+            for padding in ("valid", "same"):
+                for kop in [None] + list(range(s)):
+                    x = rng.normal(size=(1, size, size, 2)).astype("float32")
+                    layer = L.Conv2DTranspose(3, k, strides=s, padding=padding, output_padding=kop)
+                    try:
+                        y = np.asarray(layer(x))
+                    except Exception:  # noqa: BLE001 - an output_padding Keras refuses
+                        continue
+                    kernel, bias = (np.asarray(w) for w in layer.weights)
+                    bias = rng.normal(size=bias.shape).astype("float32")
+                    layer.weights[1].assign(bias)
+                    y = np.asarray(layer(x))
+                    matches = []
+                    for p in range(0, k + 1):
+                        for op in range(0, s):
+                            try:
+                                t = nn.ConvTranspose2d(2, 3, k, stride=s, padding=p, output_padding=op)
+                            except Exception:  # noqa: BLE001
+                                continue
+                            with torch.no_grad():
+                                t.weight.copy_(torch.tensor(kernel.transpose(3, 2, 0, 1)))
+                                t.bias.copy_(torch.tensor(bias))
+                                try:
+                                    yt = t(nchw(x)).permute(0, 2, 3, 1).numpy()
+                                except RuntimeError:
+                                    continue
+                            if yt.shape == y.shape and np.abs(yt - y).max() < 1e-5:
+                                matches.append([p, op])
+                    grid.append({"size": size, "k": k, "s": s, "padding": padding, "output_padding": kop,
+                                 "shape": list(y.shape[1:3]), "matches": matches})
+out["convt_grid"] = grid
+
 print(json.dumps(out))
