@@ -51,14 +51,14 @@ class Interrupted(BaseException):
         return signal.Signals(self.signum).name
 
 
-WRITTEN = "written"  # the outcome of `ktdiff port` that wrote its file
+DONE = "done"  # the outcome of a command that did its job and has no verdict (port wrote its file, rules, --help)
 
 
 def exit_code(outcome) -> int:
     """The exit code of a run, decided from its outcome alone (the one place that decides it).
 
     outcome: a comparison Result (0 equivalent, 1 different, by the verdict policy's EXIT_CODES),
-    WRITTEN (`ktdiff port` wrote its file: 0), or the exception that ended the run: Interrupted by
+    DONE (a command without a verdict did its job: 0), or the exception that ended the run: Interrupted by
     SIGINT or a KeyboardInterrupt 130; any other (a user mistake, a load error, SIGTERM/SIGHUP, an
     internal error) 2.
     """
@@ -67,7 +67,7 @@ def exit_code(outcome) -> int:
         return 130
     if isinstance(outcome, BaseException):
         return EXIT_ERROR
-    if outcome == WRITTEN:
+    if isinstance(outcome, str) and outcome == DONE:
         return 0
     from ktdiff.comparers.explain import EXIT_CODES
 
@@ -104,11 +104,17 @@ def finish(outcome, debug: bool = False, json_errors: bool = False) -> None:
             detail = getattr(outcome, "detail", None) or "".join(
                 traceback.format_exception(type(outcome), outcome, outcome.__traceback__))
             sys.stderr.write(detail.rstrip() + "\n")
-        if json_errors:
-            sys.stdout.write(json.dumps({"schema_version": _schema_version(), "error": {
-                "message": message, "hint": hint, "kind": kind}, "exit_code": code}, indent=2) + "\n")
-            sys.stdout.flush()
-        sys.stderr.write(line + "\n")
+        try:
+            if json_errors:
+                sys.stdout.write(json.dumps({"schema_version": _schema_version(), "error": {
+                    "message": message, "hint": hint, "kind": kind}, "exit_code": code}, indent=2) + "\n")
+                sys.stdout.flush()
+        except (OSError, ValueError):  # stdout is gone (a closed pipe): the line on stderr still says it
+            pass
+        try:
+            sys.stderr.write(line + "\n")
+        except (OSError, ValueError):
+            pass
     raise typer.Exit(code)
 
 
@@ -286,7 +292,7 @@ def _version_callback(value: bool) -> None:
             typer.echo(f"ktdiff {version('ktdiff')}")
         except PackageNotFoundError:
             typer.echo("ktdiff (not installed)")
-        raise typer.Exit(0)
+        raise typer.Exit(exit_code(DONE))
 
 
 @app.callback()
@@ -314,11 +320,15 @@ def compare(
                                               help="float32 (default), float16, bfloat16, float64, int64 or bool."),
     fmt: str = typer.Option("table", "--format", "-f", metavar="FORMAT", help="table, json or markdown."),
     output: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE",
-                                         help="Write the report to FILE (atomically) instead of stdout."),
+                                         help="Write the report to FILE instead of stdout (- is stdout). Written "
+                                              "atomically, mode 0666 minus the umask (an existing file keeps its "
+                                              "mode); a symbolic link at FILE is refused, never written through."),
     ignore: List[str] = typer.Option([], "--ignore", metavar="CODES",
-                                     help="Suppress rule codes (comma-separated or repeated); they are still shown."),
-    keras_import: List[str] = typer.Option([], "--keras-import", metavar="MODULE",
-                                           help="Import MODULE before loading (registers custom Keras objects)."),
+                                     help="Suppress rules by code (NRM002) or name (bn-momentum), comma-separated "
+                                          "or repeated; they are still shown."),
+    keras_import: List[str] = typer.Option([], "--keras-import", metavar="MODULE|FILE.py",
+                                           help="Import MODULE (or the file path/to/file.py) before loading "
+                                                "(registers custom Keras objects)."),
     unsafe_keras_load: bool = typer.Option(False, "--unsafe-keras-load",
                                            help="Load with Keras safe_mode off (runs code stored in the file). "
                                                 "Only for files you trust."),
@@ -433,8 +443,9 @@ def port(
     input_dtype: Optional[str] = typer.Option(None, "--input-dtype", metavar="DTYPE", help="As for compare."),
     partial: bool = typer.Option(False, "--partial",
                                  help="Write the file even when some PyTorch tensors get no Keras weights."),
-    keras_import: List[str] = typer.Option([], "--keras-import", metavar="MODULE",
-                                           help="Import MODULE before loading (registers custom Keras objects)."),
+    keras_import: List[str] = typer.Option([], "--keras-import", metavar="MODULE|FILE.py",
+                                           help="Import MODULE (or the file path/to/file.py) before loading "
+                                                "(registers custom Keras objects)."),
     unsafe_keras_load: bool = typer.Option(False, "--unsafe-keras-load",
                                            help="Load with Keras safe_mode off. Only for files you trust."),
     timeout: float = typer.Option(600.0, "--timeout", metavar="SECONDS", help="Limit for each step."),
@@ -464,7 +475,7 @@ def port(
         result, lines = port_weights(options, output, partial=partial)
         for line in lines:
             sys.stdout.write(line + "\n")
-        outcome = WRITTEN
+        outcome = DONE
     except typer.Exit:
         raise
     except BaseException as exc:  # noqa: BLE001 - every failure, ours included, is exit 2 (130 for SIGINT)
@@ -513,8 +524,7 @@ def _argv(args: list[str]) -> list[str]:
             elif value in ("on", "true", "yes", "1"):
                 arg = "--verify"
             else:
-                sys.stderr.write(f"ktdiff: error: unknown --verify={value} — use --verify or --verify=strict.\n")
-                sys.exit(EXIT_ERROR)
+                raise UsageError(f"unknown --verify={value}", "use --verify or --verify=strict.")
         out.append(arg)
     return out
 
@@ -540,16 +550,16 @@ def main() -> None:
     """The console script: a usage mistake (a missing argument, an unknown option) is one line too, and so is
     anything else that ends the run (an internal error: exit 2; a signal: the workers are stopped first)."""
     install_signal_handlers()
-    args = _argv(sys.argv[1:])
+    args = sys.argv[1:]
     debug, json_errors = _flags(args)
     try:
-        code = app(args=args, prog_name="ktdiff", standalone_mode=False)
+        code = app(args=_argv(args), prog_name="ktdiff", standalone_mode=False)
     except typer.TyperException as exc:  # click's UsageError and friends
         ctx = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError":  # `ktdiff` alone: the help (rich has printed it)
             if exc.format_message().strip():
                 exc.show()
-            sys.exit(EXIT_ERROR)
+            code = exit_code(exc)
         message = " ".join(exc.format_message().split()).rstrip(".")
         where = ctx.command_path if ctx is not None else "ktdiff"
         code = _finish_code(UsageError(message, f"see `{where} --help`."), debug, json_errors)
@@ -561,7 +571,7 @@ def main() -> None:
         code = _finish_code(exc, debug, json_errors)
     finally:
         _cleanup()
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(code if isinstance(code, int) else exit_code(DONE))
 
 
 def _finish_code(outcome, debug: bool, json_errors: bool) -> int:

@@ -82,6 +82,13 @@ def _torch_entries(summary: ModelSummary) -> tuple[list[_Entry], list[_Entry]]:
     return entries, structure
 
 
+ACTIVATION_FAMILIES = ({"gelu", "gelu_tanh"},)  # one function, two formulas: a pair, with ACT004 on it
+
+
+def _same_family(a, b) -> bool:
+    return a == b or any(a in f and b in f for f in ACTIVATION_FAMILIES)
+
+
 def _kinds_compatible(a: str, b: str) -> bool:
     return a == b or frozenset({a, b}) in COMPATIBLE
 
@@ -95,7 +102,7 @@ def _score(k: _Entry, t: _Entry) -> float:
         score = 4.0
         if k.kind == "activation":
             k_act = kl.hparams.get("activation") if k.part == "layer" else fused_activation(kl)
-            score += 1.0 if k_act == tl.hparams.get("activation") else -2.0
+            score += 1.0 if _same_family(k_act, tl.hparams.get("activation")) else -2.0
         if shapes in ("equal", "layout"):
             score += 1.0
         return score

@@ -260,10 +260,10 @@ def keras_class(layer) -> str:
 
 def _layer_row(layer, lid: str, parent: str | None, depth: int, prefix: str) -> Layer:
     cls = keras_class(layer)
-    weights = [Weight(name=weight_name(w, layer), shape=[int(d) for d in w.shape],
+    weights = [Weight(name=name, shape=[int(d) for d in w.shape],
                       numel=int(math.prod(int(d) for d in w.shape)), trainable=bool(w.trainable),
                       dtype=str(getattr(w, "dtype", "float32")))
-               for w in layer.weights]
+               for w, name in zip(layer.weights, weight_names(layer))]
     try:
         config = layer.get_config()
     except Exception:  # noqa: BLE001 - a custom layer without get_config
@@ -280,13 +280,20 @@ def _layer_row(layer, lid: str, parent: str | None, depth: int, prefix: str) -> 
     return row
 
 
-def weight_name(w, layer) -> str:
-    """The weight's path inside its layer: kernel, moving_mean, query/kernel (MultiHeadAttention)."""
-    path = getattr(w, "path", None) or w.name
-    for prefix in (getattr(layer, "path", None), layer.name):
-        if prefix and path.startswith(prefix + "/"):
-            return path[len(prefix) + 1:]
-    return path.split("/")[-1]
+def weight_names(layer) -> list[str]:
+    """Each weight's path inside its layer: kernel, moving_mean, query/kernel (MultiHeadAttention),
+    forward_lstm/lstm_cell/kernel (a Bidirectional's inner layers keep their own paths)."""
+    names = []
+    for w in layer.weights:
+        path = getattr(w, "path", None) or w.name
+        name = None
+        for prefix in (getattr(layer, "path", None), layer.name):
+            if prefix and path.startswith(prefix + "/"):
+                name = path[len(prefix) + 1:]
+                break
+        names.append((name, path))
+    short = [n if n is not None else p.split("/")[-1] for n, p in names]
+    return [s if short.count(s) == 1 or n is not None else p for s, (n, p) in zip(short, names)]
 
 
 def _listify(x) -> list:
@@ -478,6 +485,8 @@ def _hparams(cls: str, kind: str, cfg: dict, weights: list[Weight]) -> dict[str,
                   units=int(inner.get("units", 0)), use_bias=bool(inner.get("use_bias", True)),
                   return_sequences=bool(inner.get("return_sequences", False)),
                   bidirectional=cls == "Bidirectional", num_layers=1)
+        if cls == "Bidirectional":
+            hp["merge_mode"] = cfg.get("merge_mode", "concat")
         if "reset_after" in inner:
             hp["reset_after"] = bool(inner["reset_after"])
     return hp

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import KtdiffError
-from .keras_loader import iter_layers, load_keras_model, weight_name
+from .keras_loader import iter_layers, load_keras_model, weight_names
 
 
 def make_inputs(specs: list[dict], seed: int, npz: str | None) -> list[np.ndarray]:
@@ -140,7 +140,8 @@ def dump(request: dict) -> dict:
             continue
         wrap(layer, lid)
         if layer.weights:
-            weights = {weight_name(w, layer): save(np.asarray(w.numpy(), dtype=np.float32)) for w in layer.weights}
+            weights = {name: save(np.asarray(w.numpy(), dtype=np.float32))
+                       for w, name in zip(layer.weights, weight_names(layer))}
             if type(layer).__name__.startswith("SeparableConv"):
                 index["weights"][lid + "/depthwise"] = {k: v for k, v in weights.items() if "depthwise" in k}
                 index["weights"][lid + "/pointwise"] = {k: v for k, v in weights.items() if "depthwise" not in k}

@@ -180,8 +180,8 @@ def verification_lines(result: Result) -> list[tuple[str, str]]:
         lines.append((f"Outputs agree on every compared row and at the output (max relative difference "
                       f"{_sci(v.max_rel)}).", "green"))
     elif v.status == "partial" and v.unported_cause is not None:
-        lines.append((f"Outputs agree up to row {v.first_divergent_row}, which follows row {v.unported_cause}: its "
-                      "weights could not be ported, so the rows from there on are not verified.", "yellow"))
+        lines.append((f"Outputs agree up to row {v.unported_cause}, whose weights could not be ported: the rows "
+                      "from there on are not verified.", "yellow"))
     elif v.status == "partial":
         lines.append((f"Outputs agree where they could be compared (max relative difference {_sci(v.max_rel)}); "
                       "the check is partial.", "yellow"))

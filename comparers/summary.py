@@ -44,6 +44,7 @@ KINDS = (
     "pad",
     "crop",           # Cropping2D <-> a slice y[:, :, a:-b, c:-d]
     "merge",          # Add, Concatenate, torch.cat, ...
+    "select",         # out[:, -1], h_n[-1]: the port picking a recurrent module's result
     "identity",
     "other",
 )
@@ -51,7 +52,7 @@ KINDS = (
 # Parameter-free kinds: they fall in between the parameter-bearing anchors.
 PARAMETER_FREE_KINDS = frozenset(
     {"input", "container", "activation", "flatten", "reshape", "permute", "dropout",
-     "pool", "global_pool", "upsample", "pad", "crop", "merge", "identity"}
+     "pool", "global_pool", "upsample", "pad", "crop", "merge", "select", "identity"}
 )
 
 # The normalised hyperparameter vocabulary (documentation; loaders may add keys).

@@ -577,6 +577,24 @@ def _upsample_hparams(mode, align_corners, scale_factor, size) -> dict[str, Any]
     return hp
 
 
+def _index_text(index) -> str:
+    """[:, -1] for (slice(None), -1), as it was written."""
+    def one(i):
+        if isinstance(i, slice):
+            return ":".join("" if v is None else str(v) for v in (i.start, i.stop)) + \
+                (f":{i.step}" if i.step is not None else "")
+        return "..." if i is Ellipsis else str(i)
+    items = index if isinstance(index, tuple) else (index,)
+    return "[" + ", ".join(one(i) for i in items) + "]"
+
+
+def _is_last_step(index) -> bool:
+    """out[:, -1] (or out[:, -1, :]): the last time step of a batch-first sequence."""
+    items = index if isinstance(index, tuple) else (index,)
+    return len(items) >= 2 and items[0] == slice(None) and items[1] == -1 and \
+        all(i == slice(None) for i in items[2:])
+
+
 def _spatial_crop(args: tuple, in_shapes: list, out_shapes: list) -> list[list[int]] | None:
     """[[start, end], ...] per spatial dimension (after N, C) when x[index] only trims them; else None."""
     if len(args) < 2 or not in_shapes or not out_shapes or len(in_shapes[0]) < 3:
@@ -701,6 +719,7 @@ class _Recorder:
         self.function_counts: dict[str, int] = {}
         self.pending: dict[int, list[Layer]] = {}
         self.runtime: dict[int, dict] = {}  # what a leaf did inside its forward (the padding it computed)
+        self.produced: dict[int, tuple] = {}  # id(tensor) -> (weakref, row id, part)
 
     # hooks
     def pre_hook(self, mod, args, kwargs=None):
@@ -716,6 +735,7 @@ class _Recorder:
             row = _module_row(mod, path, parent, first_call=False)  # tensors once it has run (lazy modules)
             row.call_index = n
             row.input_shapes = _tensor_shapes(args)
+            row.inbound = self.sources(args, kwargs or {})
             self.rows.append(row)
             self.pending.setdefault(id(mod), []).append(row)
         elif id(mod) not in self.containers_seen:
@@ -735,6 +755,7 @@ class _Recorder:
                 row.weights, row.buffers, row.hparams = done.weights, done.buffers, done.hparams
                 row.trainable_params, row.non_trainable_params = done.trainable_params, done.non_trainable_params
             row.hparams.update(runtime)
+            self.mark(output, row.id, parts=row.kind == "rnn")
             if row.kind == "other" and row.call_index <= 1:
                 _recognise_by_signature(mod, row)
             if _computes_itself(mod):  # its output is after its children's (the act): not its own
@@ -748,7 +769,69 @@ class _Recorder:
             return None
         return path.rpartition(".")[0]
 
+    # data flow: which recorded row produced each tensor (ops that are no row pass it on unchanged)
+    def _tensors(self, obj) -> list:
+        import torch
+
+        if isinstance(obj, torch.Tensor):
+            return [obj]
+        if isinstance(obj, (list, tuple)):
+            return [t for item in obj for t in self._tensors(item)]
+        if isinstance(obj, dict):
+            return [t for item in obj.values() for t in self._tensors(item)]
+        return []
+
+    def producer(self, tensor) -> tuple[str, str] | None:
+        entry = self.produced.get(id(tensor))
+        if entry is not None and entry[0]() is tensor:
+            return entry[1], entry[2]
+        return None
+
+    def sources(self, *objs) -> list[str]:
+        out: list[str] = []
+        for obj in objs:
+            for t in self._tensors(obj):
+                found = self.producer(t)
+                if found is not None and found[0] not in out:
+                    out.append(found[0])
+        return out
+
+    def mark(self, obj, row_id: str, parts: bool = False) -> None:
+        """Tensors of `obj` come from `row_id`; with parts, a recurrent module's (output, (h_n, c_n))."""
+        import weakref
+
+        if parts and isinstance(obj, (list, tuple)) and len(obj) == 2:
+            states = obj[1] if isinstance(obj[1], (list, tuple)) else [obj[1]]
+            named = [(obj[0], "output")] + list(zip(states, ("h_n", "c_n")))
+        else:
+            named = [(t, "output") for t in self._tensors(obj)]
+        for t, part in named:
+            for tensor in self._tensors(t):
+                try:
+                    self.produced[id(tensor)] = (weakref.ref(tensor), row_id, part)
+                except TypeError:
+                    pass
+
     def record_function(self, func, args, kwargs, result):
+        """A functional op: a row of its own (with the rows that fed it), or a pass-through of its input's
+        producer (x.view, x * 2, indexing) so that the data flow stays connected."""
+        if any(_is_opaque_leaf(m) for m in self.stack):
+            self._record_function(func, args, kwargs, result)  # run-time padding inside a layer
+            return
+        inbound = self.sources(args, kwargs)
+        first = next((self.producer(t) for t in self._tensors(args) if self.producer(t)), None)
+        row = self._record_function(func, args, kwargs, result)
+        if row is not None:
+            row.inbound = inbound
+            self.mark(result, row.id)
+        elif first is not None:
+            import weakref
+
+            for tensor in self._tensors(result):
+                if self.producer(tensor) is None:
+                    self.produced[id(tensor)] = (weakref.ref(tensor), first[0], first[1])
+
+    def _record_function(self, func, args, kwargs, result):
         name = _function_name(func)
         leaves = [m for m in self.stack if _is_opaque_leaf(m)]
         if leaves:
@@ -775,12 +858,19 @@ class _Recorder:
             tensors = _tensor_shapes(list(args[:2]))
             if len(tensors) < 2 or tensors[0] != tensors[1]:
                 return
-        crop = None
+        crop = select = None
         if kind == "crop":
             # y[:, :, :-1, :-1]: a slice that keeps the batch and the channels and trims spatial ends (the crop
-            # after a transposed convolution); any other indexing is no row
+            # after a transposed convolution); out[:, -1] or h_n[-1] of a recurrent module's outputs: the port
+            # picking what the Keras layer returns; any other indexing is no row
             crop = _spatial_crop(args, in_shapes, out_shapes)
-            if crop is None:
+            source = self.producer(args[0]) if args else None
+            source_row = next((r for r in reversed(self.rows) if source and r.id == source[0]), None)
+            if crop is None and source_row is not None and source_row.kind == "rnn" and len(args) > 1:
+                kind, select = "select", {"index": _index_text(args[1]), "of": source_row.id, "part": source[1],
+                                          "bidirectional": bool(source_row.hparams.get("bidirectional")),
+                                          "last_step": _is_last_step(args[1])}
+            elif crop is None:
                 return
         if kind == "reshape" and in_shapes and out_shapes:
             # x.view(x.size(0), -1) on a >=3-D tensor is a flatten
@@ -813,6 +903,9 @@ class _Recorder:
         if crop is not None:
             hp["cropping"] = crop
             label = "x[...]"
+        if select is not None:
+            hp.update(select)
+            label = f"{select['part']}{select['index']}"
         if name == "mean":
             hp.update(pool_type="avg", keepdims=len(out_shapes[0]) == len(in_shapes[0]), data_format=pooled_layout)
         elif kind == "pool" and name.startswith("adaptive") and out_shapes and all(d == 1 for d in out_shapes[0][2:]):
@@ -843,6 +936,7 @@ class _Recorder:
         self.rows.append(row)
         if self.capture is not None:
             self.capture[(row.id, 1)] = _clone_tensors(result)
+        return row
 
 
 def _own_tensors(mod, recurse: bool) -> tuple[list[Weight], list[Buffer]]:
@@ -921,6 +1015,8 @@ def walk(model, inputs: list, capture: dict | None = None) -> tuple[list[Layer],
                 pass
             return result
 
+    for i, tensor in enumerate(inputs):
+        recorder.mark(tensor, "input" if len(inputs) == 1 else f"input_{i}")
     notes: list[str] = []
     before = {n: b.detach().clone() for n, b in model.named_buffers()}
     handles = [module_mod.register_module_forward_pre_hook(recorder.pre_hook),

@@ -145,7 +145,8 @@ class Loader:
 # workers (one Keras, one torch process, side by side) instead of a worker per summary.
 PORT_FILES = {"seed_torch.py": "seed", "faithful_torch.py": "seed", "lenet_torch.py": "lenet",
               "mobilenet_torch.py": "mini_mobilenet", "resnet_torch.py": "mini_resnet", "unet_torch.py": "mini_unet",
-              "text_torch.py": "text_lstm", "branchy_torch.py": "branchy", "zoo_style_torch.py": "strided_cnn"}
+              "text_torch.py": "text_lstm", "branchy_torch.py": "branchy", "zoo_style_torch.py": "strided_cnn",
+              "mlp_torch.py": "mlp", "bilstm_torch.py": "bilstm"}
 NOT_A_MODEL = {"Block", "Conv2dSame", "BatchNormAct2d", "Conv1D", "MyConv"}
 
 

@@ -155,7 +155,7 @@ def test_torch_weights_missing(models, tmp_path):
 
 @pytest.mark.parametrize("args, needles", [
     (["--format", "bogus"], ["unknown --format 'bogus'", "table, json or markdown"]),
-    (["--ignore", "ACT002,XYZ999"], ["unknown rule code XYZ999", "ktdiff rules"]),
+    (["--ignore", "ACT002,XYZ999"], ["unknown rule code or name XYZ999", "ktdiff rules"]),
     (["--input-dtype", "int8"], ["unknown --input-dtype 'int8'"]),
     (["--timeout", "0"], ["bad --timeout 0"]),
 ])

@@ -77,3 +77,29 @@ def test_row008_only_for_rows_that_change_nothing(loader):
     assert "ROW008" not in codes(loader.compare("rule_mlp.keras", "rule_ports.py:MlpPort"))
     r = loader.compare("rule_mlp.keras", "rule_ports.py:MlpExtraLayer")  # an extra Linear is no identity
     assert "ROW008" not in codes(r) and "ROW004" in codes(r)
+
+
+def test_gelu_approximation_is_its_own_difference(loader):
+    exact, tanh = loader.verified([("mlp.keras", "mlp_torch.py:Mlp"), ("mlp.keras", "mlp_torch.py:MlpTanhGelu")]).values()
+    assert exact.verification.status == "agree" and exact.verdict == "equivalent"
+    (f,) = [f for f in tanh.findings if f.category == "behaviour"]
+    assert f.code == "ACT004" and f.torch == "gelu" and "tanh approximation" in f.message
+    assert "ACT002" not in codes(tanh) and "ACT003" not in codes(tanh)
+    assert tanh.verification.attributed_to == ["ACT004"]
+
+
+def test_bidirectional_readout(loader):
+    """Keras's Bidirectional(LSTM) returns [forward final state, backward final state]."""
+    ok, last, swapped = loader.verified([("bilstm.keras", f"bilstm_torch.py:{p}")
+                                         for p in ("BiLstm", "BiLstmLastStep", "BiLstmSwapped")]).values()
+    assert ok.verdict == "bookkeeping" and ok.verification.status == "agree"
+    (cat,) = [f for f in ok.findings if f.code == "RNN006" and f.torch == "torch.cat#1"]
+    assert "h_n[-2] (forward) and h_n[-1] (backward)" in cat.message
+    assert "ROW004" not in codes(ok)
+    (bug,) = [f for f in last.findings if f.code == "RNN007"]
+    assert bug.torch == "output[:, -1]#1" and "seen only the last token" in bug.message
+    assert last.verification.attributed_to == ["RNN007"] and "ROW004" not in codes(last)
+    (bug,) = [f for f in swapped.findings if f.code == "RNN007"]
+    assert bug.torch == "torch.cat#1" and swapped.verification.attributed_to == ["RNN007"]
+    rnn003 = [f for f in last.findings if f.code == "RNN003"]
+    assert "torch.cat([h_n[-2], h_n[-1]], dim=1) (not out[:, -1])" in rnn003[0].message

@@ -125,6 +125,11 @@ def _differences(ctx, row):
         return
     tname = t.hparams.get("activation")
     k = ctx.k(row)
+    if {tname, name} == {"gelu", "gelu_tanh"}:
+        exact, approx = ("Keras", "the port") if name == "gelu" else ("the port", "Keras")
+        yield (f"{_where(row, k)}; the port applies {label(t)}: {exact} computes the exact GELU (erf), {approx} "
+               "the tanh approximation (approximate='tanh'): differences up to about 1e-3.")
+        return
     if tname != name:
         yield f"{_where(row, k)}; the port applies {tname} ({label(t)})."
         return
@@ -142,6 +147,16 @@ def _differences(ctx, row):
         if ki is not None and ti is not None and ki != ti:
             yield (f"{label(k)} normalises over axis {khp.get('axis', -1)} of {tuple(k_shape)}; {label(t)} over "
                    f"dim {t.hparams.get('axis')} of {tuple(t_shape)}, another axis.")
+
+
+def _logits_module(ctx, index):
+    """The port's module that computes the logits: the last executed module with weights before the row
+    (the classifier Linear), not a flatten or a pooling after it."""
+    for j in range(index - 1, -1, -1):
+        t = ctx.t(ctx.rows[j])
+        if t is not None and t.executed and t.kind != "container" and t.has_params:
+            return t
+    return ctx.neighbour_torch(index, -1)
 
 
 # The activation a Keras head ends in -> the torch loss that applies it itself, and the inference call.
@@ -169,7 +184,7 @@ def head_activation_missing(ctx, index, row):
         return
     loss, what, call = HEAD_LOSSES[name]
     k = ctx.k(row)
-    before = ctx.neighbour_torch(index, -1)
+    before = _logits_module(ctx, index)
     out = f"{label(before)}" if before is not None else "the port"
     yield Hit(f"{_where(row, k)}: Keras outputs probabilities; {out} outputs logits. Right with {loss} (it "
               f"applies {what} itself) and {call} at inference, wrong if the outputs are compared with Keras's "

@@ -390,8 +390,10 @@ def rnn_returns_sequences(ctx, index, row):
     if k is None or k.hparams.get("return_sequences", True):
         return
     if k.output_shapes and t.output_shapes and len(k.output_shapes[0]) == 2 and len(t.output_shapes[0]) == 3:
+        pick = ("concatenate both directions' final states, torch.cat([h_n[-2], h_n[-1]], dim=1) (not out[:, -1])"
+                if t.hparams.get("bidirectional") else "pick the last step (out[:, -1] or h_n[-1])")
         yield Hit(f"Keras {label(k)} returns {shape(k)}; the port's {label(t)} returns {shape(t)} and its final "
-                  "states, and forward() must pick the last step.")
+                  f"states, and forward() must {pick}.")
 
 
 def _keras_windows(padding: str, size: int, k: int, s: int) -> tuple[int, int]:
@@ -720,3 +722,79 @@ def upsample_interpolation(ctx, index, row):
     problem = _upsample_problem(k, t)
     if problem:
         yield Hit(f"{label(k)} vs {label(t)}: {problem}.")
+
+
+def rnn_readout(ctx, t):
+    """For a torch select (out[:, -1], h_n[-1]) or a cat of selects that reads a recurrent module's outputs:
+    (right, text) against what the paired Keras layer returns; None for any other row."""
+    if t is None:
+        return None
+    selects = [t] if t.kind == "select" else []
+    if t.kind == "merge" and t.inbound:
+        parts = [ctx.torch_layer(i) for i in t.inbound]
+        if parts and all(p is not None and p.kind == "select" for p in parts) \
+                and len({p.hparams.get("of") for p in parts}) == 1:
+            selects = parts
+    if not selects:
+        return None
+    rnn_id = selects[0].hparams.get("of")
+    k = next((ctx.k(r) for r in ctx.rows if r.torch == rnn_id and r.keras is not None), None)
+    tr = ctx.torch_layer(rnn_id)
+    if k is None or k.kind != "rnn" or tr is None:
+        return None
+    if k.hparams.get("return_sequences", False):
+        return (t.kind == "select" and selects[0].hparams.get("part") == "output"
+                and selects[0].hparams.get("index") in ("[0]",)), "the whole sequence"
+    picked = " and ".join(f"{p.hparams.get('part')}{p.hparams.get('index')}" for p in selects)
+    bidirectional = bool(tr.hparams.get("bidirectional"))
+    if not bidirectional:
+        ok = len(selects) == 1 and (selects[0].hparams.get("last_step") and selects[0].hparams.get("part") == "output"
+                                    or (selects[0].hparams.get("part") == "h_n"
+                                        and selects[0].hparams.get("index") == "[-1]"))
+        return ok, f"the port takes {picked}: the last step, as Keras returns"
+    if t.kind == "merge" and [p.hparams.get("part") for p in selects] == ["h_n", "h_n"] \
+            and [p.hparams.get("index") for p in selects] == ["[-2]", "[-1]"]:
+        mode = k.hparams.get("merge_mode", "concat")
+        if mode == "concat":
+            return True, ("the port concatenates the final states of both directions, h_n[-2] (forward) and "
+                          "h_n[-1] (backward), as Keras's Bidirectional returns them")
+        return False, f"the port concatenates both directions where Keras merges them with merge_mode='{mode}'"
+    if t.kind == "merge":
+        return False, f"the port concatenates {picked}: not [forward, backward] final states"
+    if selects[0].hparams.get("last_step"):
+        return False, (f"the port takes {picked}, the last step of the sequence output: the backward direction has "
+                       "seen only the last token there; Keras returns each direction's final state, "
+                       "torch.cat([h_n[-2], h_n[-1]], dim=1)")
+    return None  # h_n[-2] / h_n[-1] on their way into a cat: judged on the cat
+
+
+@rule("RNN006", "rnn-readout", "structure", "The port picks the recurrent layer's output from the module's results",
+      what="A torch LSTM/GRU/RNN returns the whole sequence and the final states; forward() picks what the Keras "
+           "layer returns: out[:, -1] or h_n[-1] for one direction, torch.cat([h_n[-2], h_n[-1]], dim=1) for a "
+           "bidirectional layer (Keras's merge_mode='concat').",
+      why="Keras layers return what they are configured to return; torch modules return everything.",
+      fix="Nothing to fix.")
+def rnn_readout_right(ctx, index, row):
+    t = ctx.t(row)
+    if row.keras is None and t is not None:
+        found = rnn_readout(ctx, t)
+        if found and found[0]:
+            yield Hit(f"{label(t)}: {found[1]}.")
+        elif found is None and t.kind == "select":
+            yield Hit(f"{label(t)} picks {t.hparams.get('part')}{t.hparams.get('index')} of {t.hparams.get('of')} "
+                      "for the row that uses it.")
+
+
+@rule("RNN007", "rnn-readout-differs", "behaviour", "The port reads another output of the recurrent layer",
+      what="forward() picks something other than what the Keras layer returns: out[:, -1] of a bidirectional "
+           "layer (its backward half has seen only the last token), the two directions in the other order, or "
+           "a concatenation where Keras's merge_mode sums, multiplies or averages.",
+      why="out[:, -1] is right for one direction, and tutorials use it for both.",
+      fix="For a bidirectional layer take torch.cat([h_n[-2], h_n[-1]], dim=1) (merge_mode='concat'), or "
+          "(h_n[-2] + h_n[-1]) for 'sum', and so on.")
+def rnn_readout_wrong(ctx, index, row):
+    t = ctx.t(row)
+    if row.keras is None and t is not None:
+        found = rnn_readout(ctx, t)
+        if found and not found[0]:
+            yield Hit(f"{label(t)}: {found[1]}.")

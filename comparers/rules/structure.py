@@ -62,11 +62,17 @@ def torch_only_module(ctx, index, row):
             yield Hit(f"{label(t)} holds {num(t.total_params)} parameters of its own ({names}) that no Keras "
                       "layer matches.", params=-t.total_params)
         return
-    if _shape_only(t) or absorbed_pad(ctx, index, row) or identity_op(t):
-        return  # ROW006, ROW007, ROW008
+    if _shape_only(t) or absorbed_pad(ctx, index, row) or identity_op(t) or _readout(ctx, t):
+        return  # ROW006, ROW007, ROW008, RNN006/RNN007
     extra = " Dropout only acts in training." if t.kind == "dropout" else ""
     yield Hit(f"{label(t)} {shape(t)}, {num(t.total_params)} parameters, has no counterpart in the Keras "
               f"model.{extra}", params=-t.total_params, training_only=t.kind == "dropout")
+
+
+def _readout(ctx, t) -> bool:
+    from .layers import rnn_readout
+
+    return t.kind in ("select", "merge") and rnn_readout(ctx, t) is not None or t.kind == "select"
 
 
 def identity_op(layer) -> str | None:
