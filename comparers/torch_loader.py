@@ -734,6 +734,8 @@ class _Recorder:
             self.calls[id(mod)] = n
             row = _module_row(mod, path, parent, first_call=False)  # tensors once it has run (lazy modules)
             row.call_index = n
+            if n > 1:  # a shared module's later calls: rows of their own, with their own shapes
+                row.id, row.name = f"{path}#{n}", f"{path} (call {n})"
             row.input_shapes = _tensor_shapes(args)
             row.inbound = self.sources(args, kwargs or {})
             self.rows.append(row)
@@ -1046,9 +1048,9 @@ def walk(model, inputs: list, capture: dict | None = None) -> tuple[list[Layer],
     calls: dict[str, int] = {}
     for row in rows:
         if row.origin == "module":
-            calls[row.id] = calls.get(row.id, 0) + 1
+            calls[row.id.split("#")[0]] = calls.get(row.id.split("#")[0], 0) + 1
     for row in rows:  # call_index numbers the calls of a shared module; 0 for a module called once
-        if row.origin == "module" and calls[row.id] == 1:
+        if row.origin == "module" and calls[row.id.split("#")[0]] == 1:
             row.call_index = 0
     # modules never called by forward: their parameters still count
     called = {r.id for r in rows}

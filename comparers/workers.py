@@ -392,7 +392,8 @@ def main(argv: list[str]) -> int:
         print(detail, file=sys.stderr)
         blame = USER_STAGES.get(_STAGE["stage"]) if isinstance(exc, SystemExit) else None
         if blame is not None:  # sys.exit() in the user's code (its forward(), say): the user's fault
-            error = KtdiffError(f"SystemExit({exc.code!r}) was raised (sys.exit) while {blame[0].format(what=_STAGE['what'])}",
+            doing = blame[0].format(what=_STAGE["what"])
+            error = KtdiffError(f"SystemExit({exc.code!r}) was raised (sys.exit) while {doing}",
                                 "the port's code must not exit the process: raise an exception or return "
                                 "instead.", detail)
         else:

@@ -656,3 +656,20 @@ def test_ups001_interpolation(compare):
     f = finding(r, "UPS001", keras="ups", torch="F.interpolate#1")
     assert "Keras interpolates 'bilinear', the port mode='nearest'" in f.message
     assert "UPS001" not in codes(compare(UPS, "UpsamplePort"))  # bilinear, align_corners=False
+
+
+STEM = "rule_stem.keras"
+
+
+def test_pl001_zero_padding_before_max_pooling(compare):
+    # ZeroPadding2D(1) + MaxPooling2D(3, 2) after a ReLU == MaxPool2d(3, 2, padding=1): same windows, and the
+    # zeros never win a max of non-negative values
+    r = compare(STEM, "StemPort")
+    assert r.verdict == "equivalent" and "PL001" not in codes(r)
+    f = finding(r, "ROW007", keras="pool_pad")
+    assert "the input comes from a ReLU" in f.message
+    # on values that can be negative, zeros (Keras) against the pooling's −inf (the port) differ
+    r = compare(STEM, "StemNegativePadding")
+    f = finding(r, "PL001", keras="pool2", torch="pool2")
+    assert "Keras pads with zeros" in f.message and "not known to be non-negative" in f.message
+    assert "PL001" not in [x.code for x in r.findings if x.keras == "pool"]

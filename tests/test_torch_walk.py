@@ -92,8 +92,8 @@ class Shared(nn.Module):
 def test_shared_unused_and_own_parameters_are_all_counted():
     model = Shared()
     rows, _, _ = walk(model, [torch.rand(1, 4)])
-    blocks = [r for r in rows if r.id == "block"]
-    assert [r.call_index for r in blocks] == [1, 2]
+    blocks = [r for r in rows if r.id.split("#")[0] == "block"]
+    assert [(r.id, r.call_index) for r in blocks] == [("block", 1), ("block#2", 2)]
     assert [r.total_params for r in blocks] == [20, 0]  # counted once, on the first call
     unused = next(r for r in rows if r.id == "unused")
     assert unused.executed is False and unused.total_params == 10
@@ -168,3 +168,19 @@ def test_lazy_modules_are_counted_once_they_have_run():
     lazy = [r for r in rows if r.kind == "dense"]
     assert [r.total_params for r in lazy] == [6 * 4 + 4, 4 * 2 + 2]
     assert lazy[0].hparams["in_features"] == 6
+
+
+class TwiceDifferentShapes(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.act = nn.ReLU()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.act(self.fc(self.act(x)))
+
+
+def test_a_module_called_twice_shows_each_calls_shapes():
+    rows, _, _ = walk(TwiceDifferentShapes(), [torch.rand(1, 4)])
+    acts = [(r.id, r.output_shapes) for r in rows if r.id.startswith("act")]
+    assert acts == [("act", [[1, 4]]), ("act#2", [[1, 2]])]

@@ -25,7 +25,8 @@ FAITHFUL = [
     ("mini_unet.keras", "fixtures/unet_torch.py:MiniUNet"),
     ("text_lstm.keras", "fixtures/text_torch.py:TextLSTM"),
     ("branchy.keras", f"{BR}:Branchy"), ("branchy.keras", f"{BR}:BranchyChannelsLast"),
-    ("rule_upsample.keras", f"{RULES}:UpsamplePort"),
+    ("rule_upsample.keras", f"{RULES}:UpsamplePort"), ("rule_stem.keras", f"{RULES}:StemPort"),
+    ("strided_cnn.keras", "fixtures/zoo_style_torch.py:ZooStyle"), ("bilstm.keras", "fixtures/bilstm_torch.py:BiLstm"),
 ]
 
 # (Keras file, port, the rule whose row must be the first to diverge, Keras layer of that row)
@@ -55,6 +56,7 @@ BEHAVIOURAL = [
     ("rule_attention.keras", "AttentionFourHeads", "ATT001", "mha"),
     ("rule_upsample.keras", "UpsampleOutputPadding", "CNV005", "up3"),
     ("rule_upsample.keras", "UpsampleNearest", "UPS001", "ups"),
+    ("rule_stem.keras", "StemNegativePadding", "PL001", "pool2"),
 ]
 
 UNSEEN = [  # bugs no structural rule can see: (port, Keras layer of the row where the outputs part)

@@ -145,6 +145,14 @@ def absorbed_pad(ctx, index, row) -> str | None:
                     tc = ctx.t(other)
                     return (f"{label(k)} pads {pads(k.hparams['padding'])} (before/after per dimension) before {label(ck)}; the port pads "
                             f"inside {label(tc)} (padding={tup(tc.hparams.get('padding'))}): same values.")
+                windows = pool_windows(ctx, j, other)
+                if windows is not None and not windows[0]:
+                    tc = ctx.t(other)
+                    same = ("same values: the input comes from a ReLU, so the zeros never win a max"
+                            if _non_negative(ctx, k) or ck.hparams.get("pool_type") != "max"
+                            else "same windows (the padded values differ: PL001)")
+                    return (f"{label(k)} pads {pads(k.hparams['padding'])} (before/after per dimension) before {label(ck)}; the port pads "
+                            f"inside {label(tc)} (padding={tup(tc.hparams.get('padding'))}): {same}.")
     if t is not None and row.keras is None and t.kind == "crop":  # y[..., :-1, :-1] after a transposed conv
         conv = ctx.neighbour_torch(index, -1)
         for j, other in enumerate(ctx.rows):
@@ -163,6 +171,11 @@ def absorbed_pad(ctx, index, row) -> str | None:
                 ck = ctx.k(ctx.rows[j])
                 return (f"{label(t)} pads {pads(t.hparams['padding'])} (before/after per dimension) before the conv; Keras pads "
                         f"inside {label(ck)} (padding='{ck.hparams.get('padding')}'): same values.")
+            windows = pool_windows(ctx, j, ctx.rows[j])
+            if windows is not None and not windows[0]:
+                ck = ctx.k(ctx.rows[j])
+                return (f"{label(t)} pads {pads(t.hparams['padding'])} (before/after per dimension) before the pooling; "
+                        f"Keras places {label(ck)}'s windows the same way (padding='{ck.hparams.get('padding')}').")
     return None
 
 
@@ -413,37 +426,81 @@ def _torch_windows(size: int, k: int, s: int, p: int, ceil_mode: bool) -> tuple[
     return p, out
 
 
+NON_NEGATIVE = frozenset({"relu", "relu6", "sigmoid", "softmax", "hard_sigmoid"})
+
+
+def pool_windows(ctx, index, row):
+    """For a pooling pair, separate zero pads before it included (Keras ZeroPadding2D + MaxPooling2D against
+    MaxPool2d(padding=1), or F.pad + MaxPool2d): (problems per dimension, Keras pad layer, torch pad layer,
+    padded-cell kinds) or None. A cell padded by a pad layer holds 0; a pool's own padding holds −inf (max)
+    or is left out of the average (Keras) / counted as 0 (torch count_include_pad=True)."""
+    k, t = ctx.pair(row, "pool")
+    if k is None or "pool_size" not in t.hparams or not k.input_shapes:
+        return None
+    kp, tp = k.hparams, t.hparams
+    k_pad, t_pad = keras_pad_before(ctx, k), torch_pad_before(ctx, index, t)
+    source = k_pad if k_pad is not None else k
+    sizes = source.input_shapes[0][1:-1] if source.input_shapes else []
+    problems, zero_cells = [], {"keras": False, "torch": False}
+    for i, size in enumerate(sizes):
+        if size is None or i >= len(kp.get("pool_size", [])) or i >= len(tp.get("pool_size", [])):
+            continue
+        kx = k_pad.hparams["padding"][i] if k_pad is not None else [0, 0]
+        tx = t_pad.hparams["padding"][i] if t_pad is not None else [0, 0]
+        ks, ss = kp["pool_size"][i], kp["strides"][i]
+        kb, kn = _keras_windows(kp.get("padding", "valid"), size + sum(kx), ks, ss)
+        tb, tn = _torch_windows(size + sum(tx), tp["pool_size"][i], tp["strides"][i], tp["padding"][i],
+                                tp.get("ceil_mode"))
+        zero_cells["keras"] |= any(kx)
+        zero_cells["torch"] |= any(tx)
+        if (kb + kx[0], kn) != (tb + tx[0], tn):
+            problems.append(f"dim {i} (size {size}): Keras {kn} windows from {-(kb + kx[0])}, "
+                            f"the port {tn} from {-(tb + tx[0])}")
+    return problems, k_pad, t_pad, zero_cells
+
+
+def _non_negative(ctx, layer) -> bool:
+    """The Keras layer's input comes straight from a ReLU (or another non-negative activation)."""
+    src = ctx.keras_layer(layer.inbound[0]) if layer is not None and layer.inbound else None
+    if src is None:
+        return False
+    act = src.hparams.get("activation")
+    return act in NON_NEGATIVE
+
+
 @rule("PL001", "pool-padding", "behaviour", "The pooling windows are placed differently",
       what="Keras padding='same' pools ceil(in/s) windows, padding TF-style (the smaller half before), and an "
            "average ignores the padded cells; 'valid' pools floor((in−k)/s)+1 windows. torch pads p on both "
            "sides, ceil_mode=True adds a partial last window, and AvgPool counts padded zeros unless "
            "count_include_pad=False.",
       why="The output shape can match while the windows are shifted by one (k=3, s=2 on an even input with "
-          "padding=1), or the average divides by padded zeros.",
+          "padding=1), or the average divides by padded zeros. A separate zero padding (Keras ZeroPadding2D, "
+          "torch F.pad) counts as the pooling's, but its cells hold 0 where a max pooling's own padding holds "
+          "−inf: the same after a ReLU, different where a window holds only negative values.",
       fix="TF pads 0 before: padding=0, ceil_mode=True. TF pads p on both sides: padding=p (and "
           "count_include_pad=False for an average).")
 def pool_padding(ctx, index, row):
-    k, t = ctx.pair(row, "pool")
-    if k is None or "pool_size" not in t.hparams or not k.input_shapes:
+    found = pool_windows(ctx, index, row)
+    if found is None:
         return
+    problems, k_pad, t_pad, zeros = found
+    k, t = ctx.pair(row, "pool")
     kp, tp = k.hparams, t.hparams
-    sizes = k.input_shapes[0][1:-1]
-    problems = []
-    for i, size in enumerate(sizes):
-        if size is None or i >= len(kp.get("pool_size", [])) or i >= len(tp.get("pool_size", [])):
-            continue
-        ks, ss = kp["pool_size"][i], kp["strides"][i]
-        kb, kn = _keras_windows(kp.get("padding", "valid"), size, ks, ss)
-        tb, tn = _torch_windows(size, tp["pool_size"][i], tp["strides"][i], tp["padding"][i], tp.get("ceil_mode"))
-        if (kb, kn) != (tb, tn):
-            problems.append(f"dim {i} (size {size}): Keras {kn} windows from {-kb}, the port {tn} from {-tb}")
     mode = kp.get("padding", "valid")
+    before = (f"{label(k_pad)} + " if k_pad is not None else "")
     if problems:
-        yield Hit(f"padding='{mode}' vs padding={tup(tp['padding'])}, ceil_mode={tp.get('ceil_mode')}: "
+        yield Hit(f"{before}padding='{mode}' vs padding={tup(tp['padding'])}, ceil_mode={tp.get('ceil_mode')}: "
                   + "; ".join(problems) + ".")
-    elif kp.get("pool_type") == "avg" and any(tp.get("padding", [])) and tp.get("count_include_pad", True):
+    elif kp.get("pool_type") == "avg" and any(tp.get("padding", [])) and tp.get("count_include_pad", True) \
+            and not zeros["keras"]:
         yield Hit(f"Keras averages over the cells inside the input; {label(t)} has padding={tup(tp['padding'])} "
                   "and count_include_pad=True, so border windows divide by padded zeros.")
+    elif kp.get("pool_type") == "max" and zeros["keras"] != zeros["torch"] and \
+            not _non_negative(ctx, k_pad if k_pad is not None else k):
+        zero_side = "Keras" if zeros["keras"] else "the port"
+        yield Hit(f"the windows agree, but {zero_side} pads with zeros ({label(k_pad or t_pad)}) where the other "
+                  "side's max pooling ignores the border (−inf): a window over only negative values gives 0 on one "
+                  "side; the input is not known to be non-negative (it does not come from a ReLU).")
 
 
 @rule("RNN004", "gru-gate-order", "convention", "GRU gates are stored in another order",
