@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 KTDIFF := $(VENV)/bin/ktdiff
 MODELS := fixtures/models
 
-.PHONY: demo test models bench clean
+.PHONY: demo test models bench acceptance clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: $(VENV)/.installed
 
 bench: models
 	$(PY) benchmarks/bench_compare.py
+
+# `ktdiff compare --verify` on every fixture pair: verdict, numeric check, time, peak memory (a few minutes)
+acceptance: models
+	$(PY) benchmarks/verify_fixtures.py
 
 clean:
 	rm -rf $(VENV) $(MODELS) .pytest_cache *.egg-info
