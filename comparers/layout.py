@@ -33,6 +33,8 @@ def compare_shapes(keras_shapes: list[Shape], torch_shapes: list[Shape]) -> str:
         if list(to_channels_first(k)[1:]) == t_rest:
             result = "layout"
             continue
+        if None in k_rest and all(a is None or a == b for a, b in zip(k_rest, t_rest)):
+            continue  # (None, None, 8) and (1, 16, 8): the unknown steps of a sequence
         if any(d is None for d in k_rest):
             known = [(a, b) for a, b in zip(to_channels_first(k)[1:], t_rest) if a is not None]
             if all(a == b for a, b in known):

@@ -52,9 +52,9 @@ def load_summaries(opts: CompareOptions, workspace: str | None = None,
     check_spec(opts.torch_spec)         # a typo in the spec fails now, not after the Keras model has loaded
     if opts.torch_weights and not os.path.isfile(opts.torch_weights):
         raise KtdiffError(f"PyTorch weights file not found: {opts.torch_weights}", "check the --torch-weights path.")
-    keras_inputs = None
-    if not opts.input_shapes:
-        keras_inputs = [vars(s) for s in input_specs_from_config(read_keras_config(opts.keras_path))]
+    # the saved config's inputs: the port's input is derived from them, and a shape given by hand keeps
+    # their dtype (int32 token ids stay integers)
+    keras_inputs = [vars(s) for s in input_specs_from_config(read_keras_config(opts.keras_path))]
     keras_args = {"path": opts.keras_path, "unsafe": opts.unsafe_keras_load, "imports": opts.keras_imports}
     if dump_dir:
         keras_args["dump"] = {"seed": opts.seed, "npz": opts.verify_input, "out_dir": dump_dir}

@@ -302,6 +302,7 @@ def derive_inputs(model, keras_inputs: list[dict], shapes: list[list[int]] | Non
     if shapes:
         for shape in shapes:
             check_input_size(shape, "--input-shape " + ",".join(map(str, shape)))
+        # a shape given by hand keeps the Keras input's dtype (int32 token ids stay integers)
         dtypes = [dtype or (keras_inputs[i]["dtype"] if i < len(keras_inputs) else "float32")
                   for i in range(len(shapes))]
         return [list(s) for s in shapes], [_torch_dtype_name(d) for d in dtypes], "given with --input-shape"
@@ -320,20 +321,49 @@ def derive_inputs(model, keras_inputs: list[dict], shapes: list[list[int]] | Non
     out_shapes, out_dtypes, notes = [], [], []
     for spec in keras_inputs:
         shape = list(spec["shape"])
-        if any(d is None for d in shape[1:]):
-            raise KtdiffError(f"cannot infer the PyTorch input: the Keras input {spec['name']} has unknown "
-                              f"dimensions {tuple(shape)}", "pass it with --input-shape, e.g. --input-shape 1,3,64,64.")
-        shape = [1] + [int(d) for d in shape[1:]]
         keras_shape = "(" + ", ".join("None" if d is None else str(d) for d in spec["shape"]) + ")"
+        chosen = representative_shape(shape, spec.get("dtype", "float32"))
+        if chosen is None:
+            raise KtdiffError(f"cannot infer the PyTorch input: the Keras input {spec['name']} has unknown "
+                              f"dimensions {tuple(shape)}", f"pass it with --input-shape, e.g. "
+                              f"{_shape_hint(shape, spec.get('dtype', 'float32'), channels_first)}.")
+        sized = ""
+        if chosen != shape[1:]:
+            sized = (f", its unknown dimensions set to {'×'.join(str(d) for d, k in zip(chosen, shape[1:]) if k is None)}"
+                     " (a representative size; --input-shape chooses another),")
+        shape = [1] + [int(d) for d in chosen]
         check_input_size(shape, f"the input derived from the Keras input {spec['name']} {keras_shape}")
         if channels_first and len(shape) >= 3:
             shape = [shape[0], shape[-1]] + shape[1:-1]
-            notes.append(f"Keras input {keras_shape} moved channels-last to channels-first")
+            notes.append(f"Keras input {keras_shape}{sized} moved channels-last to channels-first")
         else:
-            notes.append(f"Keras input {keras_shape} with batch 1")
+            notes.append(f"Keras input {keras_shape}{sized} with batch 1")
         out_shapes.append(shape)
         out_dtypes.append(_torch_dtype_name(spec["dtype"]))
     return out_shapes, out_dtypes, "derived from the " + "; ".join(notes)
+
+
+def representative_shape(shape: list, dtype: str) -> list[int] | None:
+    """The Keras input's dimensions after the batch, unknown ones given a representative size: 224 for the
+    spatial dimensions of an image (N, H, W, C), 16 for the steps of a sequence or a batch of tokens; None
+    when a feature or channel dimension is unknown (nothing to guess it from)."""
+    dims = list(shape[1:])
+    if None not in dims:
+        return [int(d) for d in dims]
+    if dims[-1] is None and not (len(dims) == 1 and str(dtype).startswith(("int", "uint"))):
+        return None  # the features/channels: the port's first layer decides them
+    size = 224 if len(dims) == 3 else 16
+    return [size if d is None else int(d) for d in dims]
+
+
+def _shape_hint(shape: list, dtype: str, channels_first: bool) -> str:
+    """--input-shape for this kind of input: token ids (1,16), a sequence (1,16,F), an image (1,3,224,224)."""
+    dims = shape[1:]
+    if len(dims) == 1:
+        return "--input-shape 1,16" if str(dtype).startswith(("int", "uint")) else "--input-shape 1,64"
+    if len(dims) == 2:
+        return "--input-shape 1,16,64 (batch, steps, features)"
+    return "--input-shape 1,3,224,224" if channels_first else "--input-shape 1,224,224,3"
 
 
 def _torch_dtype_name(dtype: str) -> str:

@@ -69,7 +69,7 @@ class Loader:
         key = (spec, keras_name, repr(sorted(kwargs.items())))
         if key not in self._torch:
             args = {"spec": spec, **kwargs}
-            if keras_name and not kwargs.get("input_shapes"):
+            if keras_name:  # as the pipeline: a shape given by hand keeps the Keras input's dtype
                 args["keras_inputs"] = [vars(i) for i in self.keras(keras_name).inputs]
             with workers.Workspace() as tmp:
                 self._torch[key] = workers.collect(workers.start("torch", args, tmp), 600)
@@ -147,6 +147,7 @@ PORT_FILES = {"seed_torch.py": "seed", "faithful_torch.py": "seed", "lenet_torch
               "mobilenet_torch.py": "mini_mobilenet", "resnet_torch.py": "mini_resnet", "unet_torch.py": "mini_unet",
               "text_torch.py": "text_lstm", "branchy_torch.py": "branchy", "zoo_style_torch.py": "strided_cnn",
               "mlp_torch.py": "mlp", "bilstm_torch.py": "bilstm"}
+PORT_CLASSES = {"any_size_torch.py": {"AnySizeCnn": "any_size_cnn", "AnyLengthText": "any_length_text"}}
 NOT_A_MODEL = {"Block", "Conv2dSame", "BatchNormAct2d", "Conv1D", "MyConv"}
 
 
@@ -156,6 +157,8 @@ def fixture_pairs() -> list[tuple[str, str]]:
         for m in re.finditer(r"^class (\w+)\(", (FIXTURES / name).read_text(), re.M):
             if m.group(1) not in NOT_A_MODEL:
                 pairs.append((f"{keras}.keras", f"{name}:{m.group(1)}"))
+    for name, classes in PORT_CLASSES.items():
+        pairs += [(f"{keras}.keras", f"{name}:{cls}") for cls, keras in classes.items()]
     keras = None
     for line in (FIXTURES / "rule_ports.py").read_text().splitlines():
         section = re.match(r"# -+ (rule_\w+)", line)

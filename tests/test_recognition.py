@@ -103,3 +103,20 @@ def test_bidirectional_readout(loader):
     assert bug.torch == "torch.cat#1" and swapped.verification.attributed_to == ["RNN007"]
     rnn003 = [f for f in last.findings if f.code == "RNN003"]
     assert "torch.cat([h_n[-2], h_n[-1]], dim=1) (not out[:, -1])" in rnn003[0].message
+
+
+def test_unknown_input_dimensions_get_a_representative_size(loader):
+    r = loader.compare("any_size_cnn.keras", "any_size_torch.py:AnySizeCnn")
+    assert r.torch.inputs[0].shape == [1, 3, 224, 224] and r.verdict == "equivalent"
+    assert any("unknown dimensions set to 224×224" in n for n in r.torch.notes)
+    r = loader.compare("any_length_text.keras", "any_size_torch.py:AnyLengthText")
+    assert (r.torch.inputs[0].shape, r.torch.inputs[0].dtype) == ([1, 16], "int64") and r.verdict == "equivalent"
+    assert ("gap", "x.mean#1") in pairs(r)  # x.mean(dim=1) of (N, T, C) is GlobalAveragePooling1D
+    v = loader.verified([("any_length_text.keras", "any_size_torch.py:AnyLengthText"),
+                         ("any_size_cnn.keras", "any_size_torch.py:AnySizeCnn")])
+    assert [x.verification.status for x in v.values()] == ["agree", "agree"]
+
+
+def test_a_shape_given_by_hand_keeps_the_keras_dtype(loader):
+    t = loader.torch("any_size_torch.py:AnyLengthText", "any_length_text.keras", input_shapes=[[2, 12]])
+    assert (t.inputs[0].shape, t.inputs[0].dtype) == ([2, 12], "int64")
