@@ -359,11 +359,17 @@ def compare(
     if output == "-":  # -o - is stdout
         output = None
     json_errors = fmt == "json" and not output  # an error is a JSON document too where the report would go
+    _guarded(lambda: _compare(keras_model, torch_module, torch_kwargs, torch_weights, input_shape, input_dtype, fmt,
+                              output, ignore, keras_import, unsafe_keras_load, unsafe_torch_load, timeout, verify,
+                              verify_strict, verify_input, seed, atol, rtol, verify_plot), debug, json_errors)
+
+
+def _guarded(run, debug: bool, json_errors: bool = False) -> None:
+    """Run a command's work; whatever ends it (a result, a user mistake, our own bug, a signal) goes
+    through finish(), and the workers and temporary files are cleaned up on every path."""
     outcome = None
     try:
-        outcome = _compare(keras_model, torch_module, torch_kwargs, torch_weights, input_shape, input_dtype, fmt,
-                           output, ignore, keras_import, unsafe_keras_load, unsafe_torch_load, timeout, verify,
-                           verify_strict, verify_input, seed, atol, rtol, verify_plot)
+        outcome = run()
     except typer.Exit:
         raise
     except BaseException as exc:  # noqa: BLE001 - every failure, ours included, is exit 2 (130 for SIGINT)
@@ -457,8 +463,7 @@ def port(
     on a seeded input and compared with the Keras model, row by row; the last line says whether it agrees.
     Exit code 0: written; 2: not written (a layer cannot be ported, bad input).
     """
-    outcome = None
-    try:
+    def run():
         if input_dtype and input_dtype not in ("float32", "float16", "bfloat16", "float64", "int64", "int32", "bool"):
             raise UsageError(f"unknown --input-dtype {input_dtype!r}", "use float32, float16, bfloat16, float64, "
                                                                        "int64 or bool.")
@@ -472,17 +477,12 @@ def port(
             input_shapes=_parse_shapes(input_shape), input_dtype=input_dtype, unsafe_keras_load=unsafe_keras_load,
             keras_imports=keras_import, timeout=timeout, verify="on",
         )
-        result, lines = port_weights(options, output, partial=partial)
+        _, lines = port_weights(options, output, partial=partial)
         for line in lines:
             sys.stdout.write(line + "\n")
-        outcome = DONE
-    except typer.Exit:
-        raise
-    except BaseException as exc:  # noqa: BLE001 - every failure, ours included, is exit 2 (130 for SIGINT)
-        outcome = exc
-    finally:
-        _cleanup()
-    finish(outcome, debug)
+        return DONE
+
+    _guarded(run, debug)
 
 
 @app.command()
