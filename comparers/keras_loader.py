@@ -42,6 +42,7 @@ def check_keras_path(path: str) -> str:
                               "re-save the model with model.save('model.keras').")
         try:
             with zipfile.ZipFile(path) as zf:
+                _check_member_sizes(path, zf.infolist())  # before testzip(), which inflates every member
                 bad = zf.testzip()
                 names = set(zf.namelist())
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
@@ -67,12 +68,50 @@ def check_keras_path(path: str) -> str:
     raise KtdiffError(f"unsupported Keras model format {suffix} for {path}; ktdiff reads {SUPPORTED}", hint)
 
 
+# What ktdiff inflates from a .keras archive: a real model's config.json is a few MB at most (a large
+# transformer's is well under 1 MB), so anything above is refused before it is read, never inflated.
+MAX_CONFIG_BYTES = 64 * 2 ** 20  # 64 MiB
+MAX_COMPRESSION_RATIO = 1000  # a member this compressed and over MAX_CONFIG_BYTES is a zip bomb, not weights
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.0f} MB" if n >= 1e6 else f"{n:,} bytes"
+
+
+def _config_too_large(path: str, size: str) -> KtdiffError:
+    return KtdiffError(f"{path}'s config.json is {size} uncompressed (over the 64 MiB ktdiff reads)",
+                       "a model saved by Keras has a config of a few MB at most: re-save it with "
+                       "model.save('model.keras'), or check where the file came from.")
+
+
+def _check_member_sizes(path: str, infos: list[zipfile.ZipInfo]) -> None:
+    """Refuse an archive whose config.json, or any absurdly compressed member, is too large to read, from
+    the sizes the zip's directory declares (nothing is inflated)."""
+    for info in infos:
+        if info.filename == "config.json" and info.file_size > MAX_CONFIG_BYTES:
+            raise _config_too_large(path, _mb(info.file_size))
+        ratio = info.file_size / max(1, info.compress_size)
+        if info.file_size > MAX_CONFIG_BYTES and ratio > MAX_COMPRESSION_RATIO:
+            raise KtdiffError(f"{path}'s member {info.filename} is {_mb(info.file_size)} uncompressed from "
+                              f"{_mb(info.compress_size)} (a compression ratio over {MAX_COMPRESSION_RATIO}:1; "
+                              "ktdiff does not inflate it)",
+                              "Keras does not save such members: re-save the model with model.save('model.keras'), "
+                              "or check where the file came from.")
+
+
 def read_keras_config(path: str) -> dict | None:
-    """The saved model config (no Keras import), or None if it cannot be read."""
+    """The saved model config (no Keras import), or None if it cannot be read. config.json is read only
+    up to MAX_CONFIG_BYTES (check_keras_path refuses a larger one from the zip's directory)."""
     try:
         if check_keras_path(path) == "keras":
             with zipfile.ZipFile(path) as zf:
-                return json.loads(zf.read("config.json"))
+                info = zf.getinfo("config.json")
+                _check_member_sizes(path, [info])
+                with zf.open(info) as fh:
+                    raw = fh.read(MAX_CONFIG_BYTES + 1)
+                if len(raw) > MAX_CONFIG_BYTES:  # a zip directory that understates the size
+                    raise _config_too_large(path, f"over {_mb(MAX_CONFIG_BYTES)}")
+                return json.loads(raw)
         import h5py  # light; no TensorFlow
 
         with h5py.File(path, "r") as fh:
@@ -182,12 +221,66 @@ def _load_error(path: str, exc: Exception) -> KtdiffError:
         return KtdiffError(f"Keras refused to load {path} in safe mode (it contains a Lambda layer or "
                            "other arbitrary code)",
                            "if you trust the file, pass --unsafe-keras-load.")
+    missing = _missing_custom_classes(path, text)
+    hint = "pass the module that defines it with --keras-import (a module name or a .py file)."
+    if missing:
+        named = ", ".join(name + (f" (registered as {registered})" if registered else "")
+                          for name, registered in missing)
+        if len(missing) > 1:
+            return KtdiffError(f"{path} uses the custom Keras classes {named} that ktdiff cannot find",
+                               hint.replace("defines it", "defines them"))
+        return KtdiffError(f"{path} uses the custom Keras class {named} that ktdiff cannot find", hint)
     if "could not locate class" in low or "unknown layer" in low or "custom" in low and "object" in low:
         return KtdiffError(f"{path} uses a custom Keras class that ktdiff cannot find: {first}",
-                           "register it with @keras.saving.register_keras_serializable and pass the "
-                           "module that defines it with --keras-import package.module.")
+                           "register it with @keras.saving.register_keras_serializable and " + hint)
     return KtdiffError(f"Keras could not load {path}: {first}",
                        "check that the file was saved by Keras 3 (model.save('model.keras')) and is complete.")
+
+
+_MISSING_PATTERNS = (  # Keras 3's "Could not locate class 'X'"; legacy .h5 loading's "Unknown layer: 'X'"
+    r"could not locate (?:class|function) '([\w.>]+)'", r"unknown (?:layer|object|activation)[^'\"]*['\"]([\w.>]+)['\"]")
+
+
+def _missing_custom_classes(path: str, text: str) -> list[tuple[str, str | None]]:
+    """The custom classes a failed load could not find, as (class name, registered name or None): named in
+    Keras's exception text (which, nested in a model's deserialisation, leads with `Functional`), then
+    looked up in the saved config for their registered names; with no name in the text, the config's
+    entries registered under a package (`package>Name`) that Keras does not know."""
+    import re
+
+    names = []
+    for pattern in _MISSING_PATTERNS:
+        for found in re.findall(pattern, text, flags=re.IGNORECASE):
+            name = found.rpartition(">")[2]
+            if name not in names and name not in ("Functional", "Sequential", "Model"):
+                names.append(name)
+    try:
+        config = read_keras_config(path)
+    except Exception:  # noqa: BLE001 - the config only adds registered names
+        config = None
+    entries: dict[str, str | None] = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            cls, registered = node.get("class_name"), node.get("registered_name")
+            if isinstance(cls, str) and isinstance(node.get("config"), dict) and entries.get(cls) is None:
+                entries[cls] = registered if isinstance(registered, str) and ">" in registered else None
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(config)
+    if not names and entries:
+        try:
+            import keras  # noqa: PLC0415 - already imported in the Keras worker
+
+            names = [cls for cls, registered in entries.items()
+                     if registered and keras.saving.get_registered_object(registered) is None]
+        except Exception:  # noqa: BLE001
+            names = []
+    return [(name, entries.get(name)) for name in names]
 
 
 def iter_layers(model, keras, prefix: str = "", parent: str | None = None, depth: int = 0):

@@ -309,16 +309,21 @@ def _console(plain: bool, width: int | None, file=None):
     if plain:
         return Console(file=file or io.StringIO(), width=width or 4000, no_color=True, color_system=None,
                        highlight=False, emoji=False, soft_wrap=True, force_terminal=False)
-    return Console(file=file, highlight=False, emoji=False)
+    return Console(file=file, width=width, highlight=False, emoji=False)
 
 
-def render_table(result: Result, *, plain: bool = True, width: int | None = None, file=None) -> str | None:
-    """The terminal report. Plain: no colour, no wrapping, returned as a string (trailing spaces stripped)."""
+def render_table(result: Result, *, plain: bool = True, width: int | None = None, file=None,
+                 console=None) -> str | None:
+    """The terminal report. Plain: no colour, no wrapping, returned as a string (trailing spaces stripped).
+    In a terminal (plain=False, or a rich ``console`` given) the table fits the width: see `_fit_layout`."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
-    console = _console(plain, width, None if plain else file)
+    if console is not None:
+        plain = False
+    else:
+        console = _console(plain, width, None if plain else file)
     k, t = result.keras, result.torch
     console.print(Text(f"ktdiff {k.source}  ↔  {t.source}", style="bold"))
     console.print(Text(f"Keras: {k.name} ({k.class_name}), {k.framework_version} · "
@@ -327,19 +332,8 @@ def render_table(result: Result, *, plain: bool = True, width: int | None = None
         console.print(Text(_input_note(result), style="dim"))
     console.print()
 
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
-    table.add_column("#", justify="right", style="dim")
-    table.add_column("", justify="center")
-    table.add_column("Keras layer", no_wrap=plain)
-    table.add_column("Output shape", no_wrap=True)
-    table.add_column("Params", justify="right", no_wrap=True)
-    table.add_column("PyTorch module", no_wrap=plain)
-    table.add_column("Output shape", no_wrap=True)
-    table.add_column("Params", justify="right", no_wrap=True)
-    table.add_column("Codes", no_wrap=plain)
-    verified = result.verification is not None and result.verification.rows
-    if verified:
-        table.add_column("Δ rel", no_wrap=True)
+    verified = bool(result.verification is not None and result.verification.rows)
+    rows = []
     for i, row in enumerate(result.rows):
         fs = result.row_findings(i)
         status = row_status(fs)
@@ -349,19 +343,60 @@ def render_table(result: Result, *, plain: bool = True, width: int | None = None
                 codes.append(" ")
             style = "dim strike" if f.suppressed else STYLES[f.category]
             codes.append(f.code + ("⊘" if f.suppressed else ""), style=style)
-        kc, tc = _keras_cell(result, row), _torch_cell(result, row)
-        dim_row = status is None and all(f.category == "structure" for f in fs) and fs
         extra = []
         if verified:
             cell = delta_cell(result, i)
             s = result.verification.stat(i)
             extra.append(Text(cell, style="red" if s is not None and s.within is False else "green"
                               if s is not None and s.within else "dim"))
-        table.add_row(str(i), Text(MARKS.get(status, ""), style=STYLES.get(status, "")),
-                      *kc, *tc, codes, *extra, style="dim" if dim_row else None)
+        dim_row = status is None and all(f.category == "structure" for f in fs) and fs
+        rows.append((str(i), Text(MARKS.get(status, ""), style=STYLES.get(status, "")),
+                     _keras_cell(result, row), _torch_cell(result, row), _keras_parts(result, row),
+                     _torch_parts(result, row), codes, extra, "dim" if dim_row else None))
+
+    layout = None if plain else _fit_layout(rows, console.width, verified)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("", justify="center")
+    if layout is None:  # plain, or a terminal wide enough for every column as it is
+        table.add_column("Keras layer", no_wrap=plain)
+        table.add_column("Output shape", no_wrap=True)
+        table.add_column("Params", justify="right", no_wrap=True)
+        table.add_column("PyTorch module", no_wrap=plain)
+        table.add_column("Output shape", no_wrap=True)
+        table.add_column("Params", justify="right", no_wrap=True)
+        table.add_column("Codes", no_wrap=plain)
+    else:
+        kw, tw, cw = layout["widths"]
+        table.add_column("Keras layer", width=kw, overflow="fold")
+        if layout["shapes"]:
+            table.add_column("Output shape", no_wrap=True)
+        if layout["params"]:
+            table.add_column("Params", justify="right", no_wrap=True)
+        table.add_column("PyTorch module", width=tw, overflow="fold")
+        if layout["shapes"]:
+            table.add_column("Output shape", no_wrap=True)
+        if layout["params"]:
+            table.add_column("Params", justify="right", no_wrap=True)
+        table.add_column("Codes", width=cw, overflow="fold")
+    if verified:
+        table.add_column("Δ rel", no_wrap=True)
+    for index, mark, kc, tc, kparts, tparts, codes, extra, style in rows:
+        if layout is None:
+            cells = [*kc, *tc]
+        else:
+            kname, tname = _fit_name(kparts, kw), _fit_name(tparts, tw)
+            cells = [kname] + ([kc[1]] if layout["shapes"] else []) + ([kc[2]] if layout["params"] else []) \
+                + [tname] + ([tc[1]] if layout["shapes"] else []) + ([tc[2]] if layout["params"] else [])
+        table.add_row(index, mark, *cells, codes, *extra, style=style)
     console.print(table)
-    console.print(Text("nt = non-trainable weights (Keras); buf = buffer elements (PyTorch); "
-                       "~ bookkeeping or convention; · note; ✗ different; ⊘ suppressed", style="dim"))
+    if layout is not None and not (layout["shapes"] and layout["params"]):
+        hidden = "Shape and params columns" if not layout["params"] else "Shape columns"
+        console.print(Text(f"{hidden} hidden: widen the terminal, or pipe or set NO_COLOR.", style="dim"))
+    legend = "~ bookkeeping or convention; · note; ✗ different; ⊘ suppressed"
+    if layout is None or layout["params"]:
+        legend = "nt = non-trainable weights (Keras); buf = buffer elements (PyTorch); " + legend
+    console.print(Text(legend, style="dim"))
     console.print()
     _print_totals(console, result)
     console.print()
@@ -377,6 +412,127 @@ def render_table(result: Result, *, plain: bool = True, width: int | None = None
         text = console.file.getvalue()
         return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
     return None
+
+
+# A terminal narrower than the full table: the layer names and the codes always stay. Shape columns go
+# first, then the params columns; the name and code columns then wrap between words (a name, its type),
+# and a name longer than its column is shortened in the middle, keeping both ends (features.…conv).
+
+_MIN_NAME = 12  # the narrowest a name column gets before the table overflows
+
+
+def _keras_parts(result: Result, row) -> tuple[str, str, list[str]]:
+    """The Keras name cell as (indent, name, trailing words); joined with spaces it is `_keras_cell`'s text."""
+    if row.keras is None:
+        return "", "", []
+    k = result.keras.layer(row.keras)
+    if row.keras_part == "activation":
+        return "  ↳ ", str(k.hparams.get("activation")), ["(fused)"]
+    return "  " * max(0, k.depth), k.name, [f"({k.type})"]
+
+
+def _torch_parts(result: Result, row) -> tuple[str, str, list[str]]:
+    if row.torch is None:
+        return "", "", []
+    t = result.torch.layer(row.torch)
+    indent = "  " * max(0, t.depth - 1)
+    if t.origin == "function":
+        parts = (indent, t.name, ["(forward)"])
+    elif t.origin == "container" and not t.id:
+        parts = ("", t.type, ["(root)"])
+    else:
+        parts = (indent, t.name, [f"({t.type})"])
+    if not t.executed:
+        parts[2].extend(["[not", "called]"])
+    return parts
+
+
+def shorten_middle(text: str, width: int) -> str:
+    """`text` in at most `width` cells, its middle replaced by … (both ends kept: features.…conv)."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    keep = width - 1
+    head = keep // 2
+    return text[:head] + "…" + text[len(text) - (keep - head):]
+
+
+def _fit_name(parts: tuple[str, str, list[str]], width: int) -> str:
+    indent, name, words = parts
+    if not name:
+        return ""
+    if len(indent) + len(name) > width:
+        indent = indent[:max(0, min(len(indent), width - 8))]
+        name = shorten_middle(name, width - len(indent))
+    fitted = []
+    for word in words:
+        if len(word) > width and word.startswith("(") and word.endswith(")"):
+            word = "(" + shorten_middle(word[1:-1], max(1, width - 2)) + ")"
+        fitted.append(shorten_middle(word, width))
+    return " ".join([indent + name, *fitted])
+
+
+def _allocate(budget: int, naturals: list[int], floors: list[int]) -> list[int] | None:
+    """Widths for the wrapping columns: their natural widths if they fit, else the widest ones narrowed to
+    a common level (never below their floors); None if even the floors do not fit."""
+    floors = [min(f, n) for f, n in zip(floors, naturals)]
+    if sum(naturals) <= budget:
+        return list(naturals)
+    if sum(floors) > budget:
+        return None
+    level = max(naturals)
+    while level > 0 and sum(min(n, max(f, level)) for n, f in zip(naturals, floors)) > budget:
+        level -= 1
+    widths = [min(n, max(f, level)) for n, f in zip(naturals, floors)]
+    for i in sorted(range(len(widths)), key=lambda i: -naturals[i]):  # hand out what is left
+        if sum(widths) < budget and widths[i] < naturals[i]:
+            widths[i] += 1
+    return widths
+
+
+def _fit_layout(rows: list, width: int, verified: bool) -> dict | None:
+    """Which columns a terminal of `width` cells shows, and how wide the name and code columns are. None
+    when the full table fits as it is."""
+    from rich.cells import cell_len
+
+    def col(values, header):
+        return max([cell_len(header), *(cell_len(v) for v in values)])
+
+    def words_max(values, header):
+        return max([cell_len(w) for w in header.split()] + [cell_len(w) for v in values for w in v.split()])
+
+    index_w = col([r[0] for r in rows], "#")
+    delta_w = col([r[7][0].plain for r in rows], "Δ rel") if verified else 0
+    k_shape, k_params = col([r[2][1] for r in rows], "Output shape"), col([r[2][2] for r in rows], "Params")
+    t_shape, t_params = col([r[3][1] for r in rows], "Output shape"), col([r[3][2] for r in rows], "Params")
+    k_nat, t_nat = col([r[2][0] for r in rows], "Keras layer"), col([r[3][0] for r in rows], "PyTorch module")
+    c_nat = col([r[6].plain for r in rows], "Codes")
+    # wrapping between words, no name shortened: the widest (indent + name) or type
+    k_wrap = max([7, *(cell_len(p[0] + p[1]) for p in (r[4] for r in rows))]
+                 + [cell_len(w) for r in rows for w in r[4][2]])
+    t_wrap = max([7, *(cell_len(p[0] + p[1]) for p in (r[5] for r in rows))]
+                 + [cell_len(w) for r in rows for w in r[5][2]])
+    code_w = words_max([r[6].plain for r in rows], "Codes")
+    two_codes = 2 * code_w + 1
+
+    def budget(shapes, params):
+        ncols = 5 + (2 if shapes else 0) + (2 if params else 0) + (1 if verified else 0)
+        fixed = index_w + 1 + delta_w + (k_shape + t_shape if shapes else 0) + (k_params + t_params if params else 0)
+        return width - fixed - 3 * (ncols - 1)
+
+    naturals = [k_nat, t_nat, c_nat]
+    if sum(naturals) <= budget(True, True):
+        return None
+    for shapes, params in ((True, True), (False, True), (False, False)):
+        widths = _allocate(budget(shapes, params), naturals, [k_wrap, t_wrap, two_codes])
+        if widths is not None:
+            return {"shapes": shapes, "params": params, "widths": widths}
+    widths = (_allocate(budget(False, False), naturals, [_MIN_NAME, _MIN_NAME, code_w])
+              or _allocate(budget(False, False), naturals, [4, 4, code_w]))
+    if widths is None:  # narrower than anything readable: the floors, and the lines run over
+        widths = [min(4, k_nat), min(4, t_nat), code_w]
+    return {"shapes": False, "params": False, "widths": widths}
 
 
 def _print_totals(console, result: Result) -> None:

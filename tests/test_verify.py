@@ -27,6 +27,7 @@ FAITHFUL = [
     ("branchy.keras", f"{BR}:Branchy"), ("branchy.keras", f"{BR}:BranchyChannelsLast"),
     ("rule_upsample.keras", f"{RULES}:UpsamplePort"), ("rule_stem.keras", f"{RULES}:StemPort"),
     ("strided_cnn.keras", "fixtures/zoo_style_torch.py:ZooStyle"), ("bilstm.keras", "fixtures/bilstm_torch.py:BiLstm"),
+    ("layouts_3d.keras", "fixtures/layouts_torch.py:Layouts3d"),
 ]
 
 # (Keras file, port, the rule whose row must be the first to diverge, Keras layer of that row)
@@ -68,7 +69,7 @@ UNSEEN = [  # bugs no structural rule can see: (port, Keras layer of the row whe
 ALL = FAITHFUL + [(k, f"{RULES}:{p}") for k, p, _, _ in BEHAVIOURAL] + [("branchy.keras", f"{BR}:{p}") for p, _ in UNSEEN] + [
     ("rule_cnn.keras", f"{RULES}:CnnMomentumOnly"), ("rule_cnn.keras", f"{RULES}:CnnBnMomentumNone"),
     ("seed.keras", "fixtures/seed_torch.py:Net"), ("lenet.keras", "fixtures/lenet_torch.py:LeNet"),
-    ("rule_gap.keras", f"{RULES}:GapBnBias"),
+    ("rule_gap.keras", f"{RULES}:GapBnBias"), ("layouts_1d.keras", "fixtures/layouts_torch.py:Layouts1d"),
 ]
 
 
@@ -170,3 +171,12 @@ def test_unportable_layer_is_reported_not_guessed(verified):
     (gru,) = [u for u in v.unported if u.get("keras") == "gru"]
     assert "reset_after=False" in gru["reason"]
     assert any(name.startswith("gru.") for name in v.missing)
+
+
+def test_conv1d_groupnorm_scaleless_batchnorm_and_simple_rnn_port(verified):
+    # Conv1D, GroupNormalization, BatchNormalization(scale=False) (torch's weight ported as ones) and
+    # SimpleRNN (one bias -> b_ih, b_hh = 0) all agree once ported; the scale-less BatchNorm stays a
+    # (training) difference: torch's weight would learn
+    r = verified[("layouts_1d.keras", "fixtures/layouts_torch.py:Layouts1d")]
+    assert r.verification.status == "agree" and r.verification.max_rel < 1e-4
+    assert [u["code"] for u in r.verification.unconfirmed] == ["NRM005"]
