@@ -103,6 +103,8 @@ def _score(k: _Entry, t: _Entry) -> float:
         if k.kind == "activation":
             k_act = kl.hparams.get("activation") if k.part == "layer" else fused_activation(kl)
             score += 1.0 if _same_family(k_act, tl.hparams.get("activation")) else -2.0
+        if k.kind == "merge" and kl.hparams.get("op") and tl.hparams.get("op"):
+            score += 1.0 if kl.hparams["op"] == tl.hparams["op"] else -3.0
         if shapes in ("equal", "layout"):
             score += 1.0
         return score

@@ -248,12 +248,13 @@ def _missing_custom_classes(path: str, text: str) -> list[tuple[str, str | None]
     entries registered under a package (`package>Name`) that Keras does not know."""
     import re
 
-    names = []
+    names, in_text = [], {}
     for pattern in _MISSING_PATTERNS:
         for found in re.findall(pattern, text, flags=re.IGNORECASE):
-            name = found.rpartition(">")[2]
+            name = found.rpartition(">")[2]  # legacy .h5 names the class by its registered name
             if name not in names and name not in ("Functional", "Sequential", "Model"):
                 names.append(name)
+                in_text[name] = found if ">" in found else None
     try:
         config = read_keras_config(path)
     except Exception:  # noqa: BLE001 - the config only adds registered names
@@ -280,7 +281,7 @@ def _missing_custom_classes(path: str, text: str) -> list[tuple[str, str | None]
                      if registered and keras.saving.get_registered_object(registered) is None]
         except Exception:  # noqa: BLE001
             names = []
-    return [(name, entries.get(name)) for name in names]
+    return [(name, entries.get(name) or in_text.get(name)) for name in names]
 
 
 def iter_layers(model, keras, prefix: str = "", parent: str | None = None, depth: int = 0):
@@ -557,6 +558,9 @@ def _hparams(cls: str, kind: str, cfg: dict, weights: list[Weight]) -> dict[str,
     elif kind == "pad":
         hp.update(padding=_pad_pairs(cfg.get("padding", 1), int(cls[-2]) if cls[-2].isdigit() else 2),
                   mode="constant", value=0.0)
+    elif kind == "merge":
+        hp["op"] = {"Add": "add", "Concatenate": "concat", "Multiply": "multiply", "Subtract": "subtract",
+                    "Average": "average", "Maximum": "maximum", "Minimum": "minimum"}.get(cls, cls.lower())
     elif kind == "upsample":
         rank = int(cls[-2]) if cls[-2].isdigit() else 2
         hp.update(size=_tuple(cfg.get("size", 2), rank), interpolation=str(cfg.get("interpolation", "nearest")))

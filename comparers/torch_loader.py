@@ -569,6 +569,8 @@ FUNCTION_KINDS: dict[str, tuple[str, str | None]] = {
     "avg_pool1d": ("pool", None), "avg_pool2d": ("pool", None), "avg_pool3d": ("pool", None),
     "adaptive_avg_pool1d": ("pool", None), "adaptive_avg_pool2d": ("pool", None),
     "adaptive_max_pool2d": ("pool", None), "interpolate": ("upsample", None), "pad": ("pad", None),
+    "mul": ("merge", None), "__mul__": ("merge", None), "multiply": ("merge", None), "mul_": ("merge", None),
+    "__imul__": ("merge", None),
     "cat": ("merge", None), "concat": ("merge", None), "add": ("merge", None), "__add__": ("merge", None),
     "__iadd__": ("merge", None), "add_": ("merge", None), "mean": ("global_pool", None),
     "view": ("reshape", None), "reshape": ("reshape", None), "__getitem__": ("crop", None),
@@ -890,6 +892,12 @@ class _Recorder:
             tensors = _tensor_shapes(list(args[:2]))
             if len(tensors) < 2 or tensors[0] != tensors[1]:
                 return
+        if kind == "merge" and name in ("mul", "__mul__", "multiply", "mul_", "__imul__"):
+            # tensor * tensor of the same rank is a Multiply (x * gate of a squeeze-excitation, broadcast over
+            # the positions); x * 0.5 is not a layer
+            tensors = _tensor_shapes(list(args[:2]))
+            if len(tensors) < 2 or len(tensors[0]) != len(tensors[1]) or len(tensors[0]) < 2:
+                return
         crop = select = None
         if kind == "crop":
             # y[:, :, :-1, :-1]: a slice that keeps the batch and the channels and trims spatial ends (the crop
@@ -952,6 +960,8 @@ class _Recorder:
             hp.update(rate=float(p), per_sample=False)
         if kind == "merge" and name in ("cat", "concat") and args and isinstance(args[0], (list, tuple)):
             hp["operands"] = len(args[0])
+        if kind == "merge":
+            hp["op"] = "concat" if name in ("cat", "concat") else "multiply" if "mul" in name else "add"
         if kind == "upsample":  # F.interpolate(input, size=None, scale_factor=None, mode='nearest', align_corners=None)
             given = dict(zip(("size", "scale_factor", "mode", "align_corners"), args[1:]))
             given.update(kwargs)

@@ -148,7 +148,8 @@ PORT_FILES = {"seed_torch.py": "seed", "faithful_torch.py": "seed", "lenet_torch
               "text_torch.py": "text_lstm", "branchy_torch.py": "branchy", "zoo_style_torch.py": "strided_cnn",
               "mlp_torch.py": "mlp", "bilstm_torch.py": "bilstm"}
 PORT_CLASSES = {"any_size_torch.py": {"AnySizeCnn": "any_size_cnn", "AnyLengthText": "any_length_text"},
-                "layouts_torch.py": {"Layouts1d": "layouts_1d", "Layouts3d": "layouts_3d"}}
+                "layouts_torch.py": {"Layouts1d": "layouts_1d", "Layouts3d": "layouts_3d",
+                                     "SqueezeExcite": "squeeze_excite"}}
 NOT_A_MODEL = {"Block", "Conv2dSame", "BatchNormAct2d", "Conv1D", "MyConv"}
 
 

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,23 @@ def test_keras_corrupt_member(models, tmp_path):
     path = tmp_path / "damaged.keras"
     path.write_bytes(bytes(data))
     user_error(run_ktdiff("compare", path, SEED_PORT), "not a valid .keras file", "corrupt", "re-save")
+
+
+@pytest.mark.parametrize("member, needles", [
+    ("config.json", ("'s config.json is 70 MB uncompressed (over the 64 MiB ktdiff reads)", "re-save")),
+    ("model.weights.h5", ("'s member model.weights.h5 is 70 MB uncompressed", "1000:1", "re-save")),
+])
+def test_keras_archive_too_large_to_inflate(tmp_path, member, needles):
+    # 70 MB of spaces deflates to ~70 KB: the sizes in the zip's directory refuse it before anything is
+    # inflated (once, a 1 GB config.json took 21 s and 2.7 GB of memory to read)
+    path = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("metadata.json", '{"keras_version": "3.0.0"}')
+        if member != "config.json":
+            zf.writestr("config.json", '{"class_name": "Sequential", "config": {"layers": []}}')
+        zf.writestr(member, b" " * 70_000_000)
+    assert path.stat().st_size < 1_000_000
+    user_error(run_ktdiff("compare", path, SEED_PORT), str(path), *needles)
 
 
 def test_h5_that_is_not_hdf5(models, tmp_path):
@@ -273,6 +291,64 @@ def test_torch_weights_errors(models, weight_files, name, extra, needles):
 def test_keras_import_missing_module(models):
     user_error(run_ktdiff("compare", models / "mlp.keras", f"{BAD}:Small", "--keras-import", "no_such_keras_ext"),
                "--keras-import", "no_such_keras_ext", "PYTHONPATH")
+
+
+CUSTOM_LAYER = """
+import keras
+
+
+@keras.saving.register_keras_serializable(package="ktdiff_test")
+class ScaleBy(keras.layers.Layer):
+    def __init__(self, factor=2.0, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, x):
+        return x * self.factor
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+"""
+
+BUILD_WITH_CUSTOM_LAYER = """
+import sys, keras
+sys.path.insert(0, sys.argv[2])
+import ktdiff_custom_layers as custom
+inp = keras.Input((8,))
+keras.Model(inp, custom.ScaleBy(name="scale")(keras.layers.Dense(4)(inp))).save(sys.argv[1])
+"""
+
+CUSTOM_PORT = """
+import torch.nn as nn
+
+
+class Port(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.fc(x) * 2.0
+"""
+
+
+def test_unregistered_custom_keras_class_is_named(tmp_path):
+    module = tmp_path / "ktdiff_custom_layers.py"
+    module.write_text(CUSTOM_LAYER)
+    (tmp_path / "port.py").write_text(CUSTOM_PORT)
+    model = tmp_path / "custom.keras"
+    built = subprocess.run([sys.executable, "-c", BUILD_WITH_CUSTOM_LAYER, str(model), str(tmp_path)],
+                           capture_output=True, text=True, env=_env(TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+    assert built.returncode == 0, built.stderr[-2000:]
+    spec = f"{tmp_path / 'port.py'}:Port"
+    line = user_error(run_ktdiff("compare", model, spec),
+                      f"{model} uses the custom Keras class ScaleBy (registered as ktdiff_test>ScaleBy) that "
+                      "ktdiff cannot find — pass the module that defines it with --keras-import (a module name "
+                      "or a .py file).")
+    assert "Functional" not in line
+    loaded = run_ktdiff("compare", model, spec, "--keras-import", module)
+    assert loaded.returncode in (0, 1), loaded.stderr[-2000:]
+    assert "scale (ScaleBy)" in loaded.stdout and "fc (Linear)" in loaded.stdout
 
 
 # --------------------------------------------------------------------------- --debug

@@ -120,3 +120,11 @@ def test_unknown_input_dimensions_get_a_representative_size(loader):
 def test_a_shape_given_by_hand_keeps_the_keras_dtype(loader):
     t = loader.torch("any_size_torch.py:AnyLengthText", "any_length_text.keras", input_shapes=[[2, 12]])
     assert (t.inputs[0].shape, t.inputs[0].dtype) == ([2, 12], "int64")
+
+
+def test_elementwise_product_is_a_row(loader):
+    # the squeeze-excitation gate `x * s` in forward() pairs with Keras's Multiply; x.mean(keepdim=True) with
+    # GlobalAveragePooling2D(keepdims=True)
+    r = loader.compare("squeeze_excite.keras", "layouts_torch.py:SqueezeExcite")
+    assert {("se_scale", "x.mul#1"), ("se_pool", "x.mean#1"), ("gap", "x.mean#2")} <= pairs(r)
+    assert r.verdict == "equivalent" and codes(r, "behaviour") == []

@@ -28,6 +28,7 @@ FAITHFUL = [
     ("rule_upsample.keras", f"{RULES}:UpsamplePort"), ("rule_stem.keras", f"{RULES}:StemPort"),
     ("strided_cnn.keras", "fixtures/zoo_style_torch.py:ZooStyle"), ("bilstm.keras", "fixtures/bilstm_torch.py:BiLstm"),
     ("layouts_3d.keras", "fixtures/layouts_torch.py:Layouts3d"),
+    ("squeeze_excite.keras", "fixtures/layouts_torch.py:SqueezeExcite"),
 ]
 
 # (Keras file, port, the rule whose row must be the first to diverge, Keras layer of that row)
