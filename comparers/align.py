@@ -158,6 +158,122 @@ def _align(ks: list[_Entry], ts: list[_Entry]) -> list[tuple[_Entry | None, _Ent
 FULL_MATCH = 25.0  # a parameter-bearing pair with equal shapes and equal trainable counts
 
 
+# --------------------------------------------------------------------------- alignment by data flow
+
+def _flow(entries: list[_Entry], sources: dict[str, str]) -> list[list] | None:
+    """Each entry's producers (entry indices, or input names); None when a producer is no entry (an op
+    that is no row, a nested model's input): then the flow is incomplete and the caller does without it."""
+    out_of: dict[str, int] = {}
+    layer_entry: dict[str, int] = {}
+    for i, e in enumerate(entries):
+        out_of[e.layer.id] = i  # a fused activation's entry follows its layer's: it holds the layer's output
+        if e.part == "layer":
+            layer_entry[e.layer.id] = i
+    preds: list[list] = []
+    for i, e in enumerate(entries):
+        if e.part == "activation":
+            preds.append([layer_entry[e.layer.id]])
+            continue
+        items: list = []
+        for p in e.layer.inbound:
+            if p in sources:
+                items.append(sources[p])
+            elif p in out_of and out_of[p] != i:
+                items.append(out_of[p])
+            else:
+                return None
+        preds.append(items)
+    return preds
+
+
+def _leading_alike(a: list, b: list) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def graph_align(keras: ModelSummary, k_entries: list[_Entry], k_structure: list[_Entry],
+                t_entries: list[_Entry]) -> list[tuple[_Entry | None, _Entry | None]] | None:
+    """Pair the entries along the data flow: from the inputs, each Keras entry (in graph order) takes the
+    best-scoring torch row of its family whose nearest paired producers are the partners of its own.
+    Same-scoring candidates are told apart by what follows them (a 1x1 conv that feeds two 3x3 convs is
+    not the one that feeds one). None when either side's flow is not known."""
+    k_inputs = [e.layer.id for e in k_structure if e.layer.kind == "input"]
+    if not k_inputs or not any(e.layer.inbound for e in t_entries):
+        return None
+    t_names = ["input"] if len(k_inputs) == 1 else [f"input_{i}" for i in range(len(k_inputs))]
+    kp = _flow(k_entries, {name: f"@{i}" for i, name in enumerate(k_inputs)})
+    tp = _flow(t_entries, {name: f"@{i}" for i, name in enumerate(t_names)})
+    if kp is None or tp is None:
+        return None
+    k_next: list[list[int]] = [[] for _ in k_entries]
+    t_next: list[list[int]] = [[] for _ in t_entries]
+    for nexts, preds in ((k_next, kp), (t_next, tp)):
+        for i, ps in enumerate(preds):
+            for p in ps:
+                if isinstance(p, int):
+                    nexts[p].append(i)
+
+    def frontier(preds: list[list], i: int, mapped: dict[int, str]) -> frozenset:
+        """The nearest paired producers of entry i (as #torch-index) and the inputs it reads (@n)."""
+        out: set = set()
+        stack = list(preds[i])
+        seen: set = set()
+        while stack:
+            p = stack.pop()
+            if not isinstance(p, int):
+                out.add(p)
+            elif p in mapped:
+                out.add(mapped[p])
+            elif p not in seen:
+                seen.add(p)
+                stack.extend(preds[p])
+        return frozenset(out)
+
+    def chain(nexts: list[list[int]], entries: list[_Entry], i: int, depth: int = 4) -> list:
+        sig = []
+        while nexts[i] and depth:
+            i = nexts[i][0]
+            sig.append((entries[i].kind, entries[i].layer.total_params if entries[i].part == "layer" else 0))
+            depth -= 1
+        return sig
+
+    k_to_t: dict[int, int] = {}
+    taken: dict[int, str] = {}
+    for i, e in enumerate(k_entries):
+        want = frontier(kp, i, {a: f"#{b}" for a, b in k_to_t.items()})
+        k_sig = chain(k_next, k_entries, i)
+        best, best_key = None, None
+        for j, t in enumerate(t_entries):
+            if j in taken:
+                continue
+            score = _score(e, t)
+            if score == NEG or frontier(tp, j, taken) != want:
+                continue
+            key = (score, _leading_alike(k_sig, chain(t_next, t_entries, j)), -j)
+            if best_key is None or key > best_key:
+                best, best_key = j, key
+        if best is not None:
+            k_to_t[i] = best
+            taken[best] = f"#{best}"
+    # rows in the port's execution order; a Keras-only entry right after the last row its producers reached
+    anchor: dict[int, list[int]] = {}
+    for i in range(len(k_entries)):
+        if i not in k_to_t:
+            reached = [int(x[1:]) for x in frontier(kp, i, {a: f"#{b}" for a, b in k_to_t.items()})
+                       if x.startswith("#")]
+            anchor.setdefault(max(reached, default=-1), []).append(i)
+    t_to_k = {b: a for a, b in k_to_t.items()}
+    out: list[tuple[_Entry | None, _Entry | None]] = [(k_entries[i], None) for i in anchor.get(-1, [])]
+    for j, t in enumerate(t_entries):
+        out.append((k_entries[t_to_k[j]] if j in t_to_k else None, t))
+        out.extend((k_entries[i], None) for i in anchor.get(j, []))
+    return out
+
+
 def _repair_crossings(pairs: list[tuple[_Entry | None, _Entry | None]]) -> list[tuple[_Entry | None, _Entry | None]]:
     """Pair parameter-bearing layers that a sequence alignment cannot: the same layer in another order.
 
@@ -182,10 +298,17 @@ def _repair_crossings(pairs: list[tuple[_Entry | None, _Entry | None]]) -> list[
     return [p for j, p in enumerate(pairs) if j not in taken]
 
 
+def _total(pairs) -> float:
+    return sum(_score(k, t) for k, t in pairs if k is not None and t is not None)
+
+
 def align(keras: ModelSummary, torch: ModelSummary) -> list[Row]:
     k_entries, k_structure = _keras_entries(keras)
     t_entries, t_structure = _torch_entries(torch)
     pairs = _repair_crossings(_align(k_entries, t_entries))
+    by_flow = graph_align(keras, k_entries, k_structure, t_entries)
+    if by_flow is not None and _total(by_flow) > _total(pairs):
+        pairs = by_flow  # the data flow pairs branches the two orders cannot (Inception-style graphs)
 
     rows: list[Row] = []
     k_pending = list(k_structure)

@@ -238,7 +238,8 @@ def _load_error(path: str, exc: Exception) -> KtdiffError:
 
 
 _MISSING_PATTERNS = (  # Keras 3's "Could not locate class 'X'"; legacy .h5 loading's "Unknown layer: 'X'"
-    r"could not locate (?:class|function) '([\w.>]+)'", r"unknown (?:layer|object|activation)[^'\"]*['\"]([\w.>]+)['\"]")
+    r"could not locate (?:class|function) '([\w.>]+)'",
+    r"unknown (?:layer|object|activation)[^'\"]*['\"]([\w.>]+)['\"]")
 
 
 def _missing_custom_classes(path: str, text: str) -> list[tuple[str, str | None]]:

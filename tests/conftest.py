@@ -146,7 +146,7 @@ class Loader:
 PORT_FILES = {"seed_torch.py": "seed", "faithful_torch.py": "seed", "lenet_torch.py": "lenet",
               "mobilenet_torch.py": "mini_mobilenet", "resnet_torch.py": "mini_resnet", "unet_torch.py": "mini_unet",
               "text_torch.py": "text_lstm", "branchy_torch.py": "branchy", "zoo_style_torch.py": "strided_cnn",
-              "mlp_torch.py": "mlp", "bilstm_torch.py": "bilstm"}
+              "mlp_torch.py": "mlp", "bilstm_torch.py": "bilstm", "inception_torch.py": "inception_block"}
 PORT_CLASSES = {"any_size_torch.py": {"AnySizeCnn": "any_size_cnn", "AnyLengthText": "any_length_text"},
                 "layouts_torch.py": {"Layouts1d": "layouts_1d", "Layouts3d": "layouts_3d",
                                      "SqueezeExcite": "squeeze_excite"}}

@@ -29,6 +29,8 @@ FAITHFUL = [
     ("strided_cnn.keras", "fixtures/zoo_style_torch.py:ZooStyle"), ("bilstm.keras", "fixtures/bilstm_torch.py:BiLstm"),
     ("layouts_3d.keras", "fixtures/layouts_torch.py:Layouts3d"),
     ("squeeze_excite.keras", "fixtures/layouts_torch.py:SqueezeExcite"),
+    ("inception_block.keras", "fixtures/inception_torch.py:Inception"),
+    ("inception_block.keras", "fixtures/inception_torch.py:InceptionReversed"),
 ]
 
 # (Keras file, port, the rule whose row must be the first to diverge, Keras layer of that row)
@@ -60,14 +62,18 @@ BEHAVIOURAL = [
     ("rule_upsample.keras", "UpsampleNearest", "UPS001", "ups"),
     ("rule_stem.keras", "StemNegativePadding", "PL001", "pool2"),
 ]
+SWAPPED = [  # branches swapped at a concatenation: the data flow shows it (MRG001), the numbers confirm it
+    ("branchy.keras", f"{BR}:BranchySwapped", "concat"),
+    ("inception_block.keras", "fixtures/inception_torch.py:InceptionSwapped", "mixed"),
+]
 
 UNSEEN = [  # bugs no structural rule can see: (port, Keras layer of the row where the outputs part)
     ("BranchyWrongPermute", "flatten"),
-    ("BranchySwapped", "concat"),
     ("BranchyWrongResidual", "residual"),
 ]
 
 ALL = FAITHFUL + [(k, f"{RULES}:{p}") for k, p, _, _ in BEHAVIOURAL] + [("branchy.keras", f"{BR}:{p}") for p, _ in UNSEEN] + [
+    (k, p) for k, p, _ in SWAPPED] + [
     ("rule_cnn.keras", f"{RULES}:CnnMomentumOnly"), ("rule_cnn.keras", f"{RULES}:CnnBnMomentumNone"),
     ("seed.keras", "fixtures/seed_torch.py:Net"), ("lenet.keras", "fixtures/lenet_torch.py:LeNet"),
     ("rule_gap.keras", f"{RULES}:GapBnBias"), ("layouts_1d.keras", "fixtures/layouts_torch.py:Layouts1d"),
@@ -181,3 +187,22 @@ def test_conv1d_groupnorm_scaleless_batchnorm_and_simple_rnn_port(verified):
     r = verified[("layouts_1d.keras", "fixtures/layouts_torch.py:Layouts1d")]
     assert r.verification.status == "agree" and r.verification.max_rel < 1e-4
     assert [u["code"] for u in r.verification.unconfirmed] == ["NRM005"]
+
+
+@pytest.mark.parametrize("keras,port,layer", SWAPPED)
+def test_branches_swapped_at_a_concatenation(verified, keras, port, layer):
+    r = verified[(keras, port)]
+    (f,) = [f for f in r.findings if f.code == "MRG001"]
+    assert f.keras == layer and f.category == "behaviour"
+    assert r.verification.first_divergent_row == f.row and r.verification.attributed_to == ["MRG001"]
+
+
+def test_inception_branches_pair_by_data_flow(verified):
+    """Keras lists the four branches' layers by depth, the port runs them branch by branch (or in reverse):
+    every conv pairs with its own branch's, which the ported weights prove."""
+    for port in ("Inception", "InceptionReversed"):
+        r = verified[("inception_block.keras", f"fixtures/inception_torch.py:{port}")]
+        pairs = {(row.keras, row.torch) for row in r.rows if row.is_pair}
+        assert {("b2_reduce", "b2.0.0"), ("b2_3x3", "b2.1.0"), ("b3_reduce", "b3.0.0"), ("b3_3x3a", "b3.1.0"),
+                ("b3_3x3b", "b3.2.0"), ("b1_1x1", "b1.0"), ("b4_1x1", "b4.0"), ("mixed", "torch.cat#1")} <= pairs
+        assert r.verdict == "equivalent" and r.verification.status == "agree"

@@ -154,3 +154,46 @@ def identity_row(ctx, index, row):
     why = identity_op(layer)
     if why:
         yield Hit(f"{label(layer)} {shape(layer, 'input')} -> {shape(layer)} is {why}.")
+
+
+def _keras_output_partner(ctx, keras_id: str) -> str | None:
+    """The torch row that holds a Keras layer's output: its fused activation's partner, else its own."""
+    found = None
+    for row in ctx.rows:
+        if row.keras == keras_id and row.torch is not None:
+            if row.keras_part == "activation":
+                return row.torch
+            found = row.torch
+    return found
+
+
+def _nearest_paired(ctx, torch_id: str, paired: set[str]) -> str | None:
+    """torch_id itself if it is paired, else the nearest paired row it reads through unpaired rows."""
+    seen: set[str] = set()
+    while torch_id is not None and torch_id not in paired and torch_id not in seen:
+        seen.add(torch_id)
+        layer = ctx.torch_layer(torch_id)
+        torch_id = layer.inbound[0] if layer is not None and len(layer.inbound) == 1 else None
+    return torch_id
+
+
+@rule("MRG001", "merge-operand-order", "behaviour", "The concatenation takes its inputs in another order",
+      what="A Keras Concatenate and the port's torch.cat join the same tensors, paired row by row, but in "
+           "another order: the channels of the result are permuted, so everything after it reads the wrong "
+           "branch's features (the shapes agree when the branches have the same width).",
+      why="Ports written branch by branch, or with the branches listed in another order than Keras's "
+          "Concatenate([...]) call.",
+      fix="List the tensors in torch.cat([...]) in the order of the Keras Concatenate's inputs.")
+def merge_operand_order(ctx, index, row):
+    k, t = ctx.pair(row, "merge")
+    if k is None or k.hparams.get("op") != "concat" or t.hparams.get("op") != "concat":
+        return
+    if len(k.inbound) < 2 or len(k.inbound) != len(t.inbound):
+        return
+    paired = {r.torch for r in ctx.rows if r.is_pair}
+    want = [_keras_output_partner(ctx, p) for p in k.inbound]
+    have = [_nearest_paired(ctx, p, paired) for p in t.inbound]
+    if None in want or None in have or sorted(want) != sorted(have) or want == have:
+        return
+    yield Hit(f"Keras {label(k)} joins {', '.join(k.inbound)} in that order; the port's {label(t)} joins their "
+              f"partners in the order {', '.join(have)} (Keras's order would be {', '.join(want)}).")
