@@ -42,14 +42,13 @@ def test_seed_verify_table_names_the_first_divergent_row(models):
 
 def test_faithful_verify_json(models, tmp_path):
     report = tmp_path / "report.json"
-    done = run_ktdiff("compare", models / "seed.keras", "fixtures/faithful_torch.py:FaithfulNet", "--verify",
-                      "--format", "json", "-o", report)
+    done = run_ktdiff("compare", models / "branchy.keras", BRANCHY, "--verify", "--format", "json", "-o", report)
     assert done.returncode == 0, done.stderr
     data = json.loads(report.read_text())
     v = data["verification"]
     assert data["schema_version"] == "1.1" and v["status"] == "agree" and v["first_divergent_row"] is None
     assert v["tolerance"] == {"atol": 1e-6, "rtol": 1e-4} and v["input"]["seed"] == 0
-    assert v["input"]["torch_shapes"] == [[1, 1, 64, 64]] and v["input"]["keras_shapes"] == [[1, 64, 64, 1]]
+    assert v["input"]["torch_shapes"] == [[1, 3, 6, 6]] and v["input"]["keras_shapes"] == [[1, 6, 6, 3]]
     numbers = [r["verification"] for r in data["rows"] if r["verification"]]
     assert numbers and all(n["max_rel_diff"] < 1e-4 and n["within_tolerance"] for n in numbers)
     assert v["max_rel_diff"] < 1e-4 and "verified numerically" in done.stderr
@@ -62,7 +61,7 @@ def test_without_verify_the_json_says_not_run(models):
     assert all(r["verification"] is None for r in data["rows"])
 
 
-def test_port_round_trip_and_users_own_weights(models, tmp_path):
+def test_port_round_trip_and_users_own_weights(models, loader, tmp_path):
     weights = tmp_path / "branchy.pt"
     done = run_ktdiff("port", models / "branchy.keras", BRANCHY, "-o", weights)
     assert done.returncode == 0, done.stderr
@@ -89,23 +88,29 @@ def test_port_round_trip_and_users_own_weights(models, tmp_path):
     k, t = np.load(tmp_path / "keras_out.npy"), np.load(tmp_path / "torch_out.npy")
     assert np.abs(k - t).max() <= 1e-4 * np.abs(k).max()
 
-    # the user's own weights: the written file verifies as given ...
-    done = run_ktdiff("compare", models / "branchy.keras", BRANCHY, "--torch-weights", weights, "--verify",
-                      "--format", "json")
-    v = json.loads(done.stdout)["verification"]
-    assert done.returncode == 0 and v["status"] == "agree" and v["weights"] == "given" and v["ported"] == 0
-    # ... and one weight stored transposed (the 3x3 kernel's h and w swapped) is found at its row
+    # the user's own weights (--torch-weights FILE --verify, both checked in one batch of the workers): the
+    # written file verifies as given, and one weight stored transposed (the 3x3 kernel's h and w swapped) is
+    # found at its row
     _child("""
         import sys, torch
         sd = torch.load(sys.argv[1], weights_only=True)
         sd["branch_b.weight"] = sd["branch_b.weight"].transpose(2, 3).contiguous()
         torch.save(sd, sys.argv[2])
     """, str(weights), str(tmp_path / "bad.pt"))
-    done = run_ktdiff("compare", models / "branchy.keras", BRANCHY, "--torch-weights", tmp_path / "bad.pt",
-                      "--verify", "--format", "json")
-    data = json.loads(done.stdout)
-    (f,) = [f for f in data["findings"] if f["code"] == "UNX003"]
-    assert done.returncode == 1 and f["keras_layer"] == "branch_b" and f["torch_module"] == "branch_b"
+    from ktdiff.comparers.align import align
+    from ktdiff.comparers.explain import explain
+    from ktdiff.comparers.pipeline import CompareOptions, verify_many
+
+    k, t = loader.keras("branchy.keras"), loader.torch(BRANCHY, "branchy.keras")
+    rows = align(k, t)
+    items = [(CompareOptions(keras_path=str(models / "branchy.keras"), torch_spec=str(ROOT / BRANCHY.split(":")[0])
+                             + ":Branchy", torch_weights=str(w), verify="on"), k, t, rows)
+             for w in (weights, tmp_path / "bad.pt")]
+    good, bad = (explain(k, t, rows, verification=v) for v in verify_many(items))
+    v = good.verification
+    assert good.exit_code == 0 and v.status == "agree" and v.weights == "given" and v.ported == 0
+    (f,) = [f for f in bad.findings if f.code == "UNX003"]
+    assert bad.exit_code == 1 and f.keras == "branch_b" and f.torch == "branch_b"
 
 
 def _umask() -> int:
@@ -159,7 +164,8 @@ def test_verify_never_unpickles_the_users_weights(models, tmp_path):
 def test_verify_plot(models, tmp_path):
     pytest.importorskip("matplotlib")
     svg = tmp_path / "error.svg"
-    done = run_ktdiff("compare", models / "seed.keras", "fixtures/seed_torch.py:Net", "--verify-plot", svg)
+    done = run_ktdiff("compare", models / "branchy.keras", "fixtures/branchy_torch.py:BranchyWrongPermute",
+                      "--verify-plot", svg)
     assert done.returncode == 1, done.stderr
     text = svg.read_text()
-    assert text.startswith("<?xml") and "first divergence: row 5 (NRM003)" in text
+    assert text.startswith("<?xml") and "first divergence: row 8 (UNX003)" in text
