@@ -26,8 +26,9 @@ demo: models
 	@$(KTDIFF) compare $(MODELS)/seed.keras fixtures/faithful_torch.py:FaithfulNet; code=$$?; \
 	  echo "(exit code $$code: 0 = equivalent)"; test $$code -le 1
 
-test: $(VENV)/.installed
-	$(PY) -m pytest -q
+# two pytest workers (pytest-xdist), each test file on one of them; the models are built first, once
+test: models
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 bench: models
 	$(PY) benchmarks/bench_compare.py
