@@ -118,6 +118,15 @@ def main() -> None:
     from ktdiff.comparers import report
     from ktdiff.comparers.pipeline import compare_summaries
 
+    from ktdiff.comparers.align import align
+
+    for depth in (150, 670):  # with the data flow recorded, as the loaders do: aligned along it
+        keras, torch = synthetic(depth)
+        for layers, first in ((keras.layers[1:], keras.layers[0].id), (torch.layers, "input")):
+            for layer in layers:
+                layer.inbound, first = [first], layer.id
+        show(f"align along the data flow, {len(keras.layers):,} Keras and {len(torch.layers):,} torch rows",
+             timed(lambda: align(keras, torch), 3))
     for depth in (10, 50, 150):
         keras, torch = synthetic(depth)
         rows = len(keras.layers) + len(torch.layers)

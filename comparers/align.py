@@ -241,30 +241,60 @@ def graph_align(keras: ModelSummary, k_entries: list[_Entry], k_structure: list[
             depth -= 1
         return sig
 
+    t_from_input: dict[str, list[int]] = {}
+    for j, ps in enumerate(tp):
+        for p in ps:
+            if not isinstance(p, int):
+                t_from_input.setdefault(p, []).append(j)
+
+    def near(want: frozenset, limit: int = 64) -> list[int]:
+        """Unpaired torch rows reachable from the partners in `want` through unpaired rows only: the only
+        rows whose nearest paired producers can be `want` (a bounded walk: aligning stays near-linear)."""
+        stack = [j for w in want for j in (t_from_input.get(w, []) if w.startswith("@") else t_next[int(w[1:])])]
+        seen: set[int] = set()
+        out: list[int] = []
+        while stack and len(seen) < limit:
+            j = stack.pop()
+            if j in seen or j in taken:
+                continue
+            seen.add(j)
+            out.append(j)
+            stack.extend(t_next[j])
+        return sorted(out)
+
     k_to_t: dict[int, int] = {}
+    k_mapped: dict[int, str] = {}  # Keras entry -> "#torch index" of its partner
     taken: dict[int, str] = {}
     for i, e in enumerate(k_entries):
-        want = frontier(kp, i, {a: f"#{b}" for a, b in k_to_t.items()})
+        want = frontier(kp, i, k_mapped)
         k_sig = chain(k_next, k_entries, i)
         best, best_key = None, None
-        for j, t in enumerate(t_entries):
-            if j in taken:
-                continue
+        fronts: dict[int, frozenset] = {}  # the candidates' frontiers, each from its producers' (execution order)
+        for j in near(want):
+            parts: set = set()
+            for p in tp[j]:
+                if not isinstance(p, int):
+                    parts.add(p)
+                elif p in taken:
+                    parts.add(taken[p])
+                else:
+                    parts |= fronts[p] if p in fronts else frontier(tp, p, taken)
+            fronts[j] = frozenset(parts)
+            t = t_entries[j]
             score = _score(e, t)
-            if score == NEG or frontier(tp, j, taken) != want:
+            if score == NEG or fronts[j] != want:
                 continue
             key = (score, _leading_alike(k_sig, chain(t_next, t_entries, j)), -j)
             if best_key is None or key > best_key:
                 best, best_key = j, key
         if best is not None:
             k_to_t[i] = best
-            taken[best] = f"#{best}"
+            k_mapped[i] = taken[best] = f"#{best}"
     # rows in the port's execution order; a Keras-only entry right after the last row its producers reached
     anchor: dict[int, list[int]] = {}
     for i in range(len(k_entries)):
         if i not in k_to_t:
-            reached = [int(x[1:]) for x in frontier(kp, i, {a: f"#{b}" for a, b in k_to_t.items()})
-                       if x.startswith("#")]
+            reached = [int(x[1:]) for x in frontier(kp, i, k_mapped) if x.startswith("#")]
             anchor.setdefault(max(reached, default=-1), []).append(i)
     t_to_k = {b: a for a, b in k_to_t.items()}
     out: list[tuple[_Entry | None, _Entry | None]] = [(k_entries[i], None) for i in anchor.get(-1, [])]
@@ -305,10 +335,14 @@ def _total(pairs) -> float:
 def align(keras: ModelSummary, torch: ModelSummary) -> list[Row]:
     k_entries, k_structure = _keras_entries(keras)
     t_entries, t_structure = _torch_entries(torch)
-    pairs = _repair_crossings(_align(k_entries, t_entries))
     by_flow = graph_align(keras, k_entries, k_structure, t_entries)
-    if by_flow is not None and _total(by_flow) > _total(pairs):
-        pairs = by_flow  # the data flow pairs branches the two orders cannot (Inception-style graphs)
+    if by_flow is not None and all(k is not None and t is not None for k, t in by_flow
+                                   if (k or t).kind not in PARAMETER_FREE_KINDS):
+        pairs = by_flow  # every layer with weights found its partner along the data flow
+    else:
+        pairs = _repair_crossings(_align(k_entries, t_entries))
+        if by_flow is not None and _total(by_flow) > _total(pairs):
+            pairs = by_flow  # the data flow pairs branches the two orders cannot (Inception-style graphs)
 
     rows: list[Row] = []
     k_pending = list(k_structure)

@@ -789,7 +789,8 @@ class _Recorder:
                 row.weights, row.buffers, row.hparams = done.weights, done.buffers, done.hparams
                 row.trainable_params, row.non_trainable_params = done.trainable_params, done.non_trainable_params
             row.hparams.update(runtime)
-            self.mark(output, row.id, parts=row.kind == "rnn")
+            if not _computes_itself(mod):  # (a layer with a tail: its children produced the output)
+                self.mark(output, row.id, parts=row.kind == "rnn")
             if row.kind == "other" and row.call_index <= 1:
                 _recognise_by_signature(mod, row)
             if _computes_itself(mod):  # its output is after its children's (the act): not its own
@@ -854,6 +855,11 @@ class _Recorder:
             return
         inbound = self.sources(args, kwargs)
         first = next((self.producer(t) for t in self._tensors(args) if self.producer(t)), None)
+        owner = self.stack[-1] if self.stack else None
+        if owner is not None and _computes_itself(owner) and self.pending.get(id(owner)):
+            # the layer's own computation (F.batch_norm in BatchNormAct2d.forward): its result is the layer's
+            self.mark(result, self.pending[id(owner)][-1].id)
+            return
         row = self._record_function(func, args, kwargs, result)
         if row is not None:
             row.inbound = inbound
