@@ -192,6 +192,7 @@ def run(args: dict) -> dict:
     import torch
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.manual_seed(0)  # tensors that get no Keras weights start from the same values on every run
     model, _ = build_module(args["spec"], args.get("kwargs"))
     index = args["keras_index"]
     result: dict[str, Any] = {"notes": [], "unported": []}
