@@ -5,7 +5,7 @@ PyTorch ports are in fixtures/rule_ports.py. Each comparison loads its summaries
 through the real worker processes (once per Keras file and once per port).
 
 Expected parameter figures come from the frameworks' own arithmetic (see
-/work/shared/reference/keras-torch-differences.md), never from ktdiff's output:
+measured in tests/facts/measure.py), never from ktdiff's output:
 Keras BatchNormalization counts (center + scale)·C + 2C, torch BatchNorm 2C (affine);
 Keras LSTM 4U(F+U+1), torch 4U(F+U+2); Keras GRU (reset_after) and torch GRU 3U(F+U+2);
 Dense/Linear in·out + out.
