@@ -4,8 +4,8 @@ The Keras models are built by fixtures/build.py from fixtures/rule_models.py, th
 PyTorch ports are in fixtures/rule_ports.py. Each comparison loads its summaries
 through the real worker processes (once per Keras file and once per port).
 
-Expected parameter figures come from the frameworks' own arithmetic (see
-measured in tests/facts/measure.py), never from ktdiff's output:
+Expected parameter figures come from the frameworks' own arithmetic (measured in
+tests/facts/measure.py), never from ktdiff's output:
 Keras BatchNormalization counts (center + scale)·C + 2C, torch BatchNorm 2C (affine);
 Keras LSTM 4U(F+U+1), torch 4U(F+U+2); Keras GRU (reset_after) and torch GRU 3U(F+U+2);
 Dense/Linear in·out + out.
