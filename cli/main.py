@@ -259,25 +259,15 @@ def _check_verify_options(verify: bool, verify_input: str | None, atol: float, r
 
 
 def write_atomic(path: str, text: str) -> None:
-    """Write the whole file or nothing: a temporary file in the same folder, renamed over PATH. The new file
-    gets the mode the old one had, or, new, 0666 minus the umask (as any program's output)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        mode = os.stat(path).st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(prefix=".ktdiff-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    """Write the whole report or nothing (a temporary file renamed over PATH); an existing file keeps its
+    mode, a new one gets 0666 minus the umask, as any program's output."""
+    from ktdiff.comparers.files import write_atomically
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
-            os.fchmod(fh.fileno(), mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    write_atomically(path, write)
 
 
 def _plain_terminal() -> bool:

@@ -7,10 +7,10 @@ only when a plot is asked for; it draws with the non-interactive Agg backend.
 from __future__ import annotations
 
 import os
-import tempfile
 
 from .errors import KtdiffError
 from .explain import Result
+from .files import write_atomically
 
 
 def plot_verification(result: Result, path: str) -> None:
@@ -46,19 +46,9 @@ def plot_verification(result: Result, path: str) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
-    suffix = os.path.splitext(path)[1]
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".ktdiff-", suffix=suffix, dir=folder)
-        os.close(fd)
-        fig.savefig(tmp)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
+        write_atomically(path, fig.savefig, suffix=os.path.splitext(path)[1])
     except OSError as exc:
         raise KtdiffError(f"cannot write {path}: {exc.strerror or exc}", "pick another path.") from None
     finally:
         plt.close(fig)
-        if "tmp" in locals() and os.path.exists(tmp):
-            os.unlink(tmp)

@@ -687,16 +687,22 @@ def _function_label(func, name: str) -> str:
 
 # --------------------------------------------------------------------------- the walk
 
-def _tensor_shapes(obj) -> list[list[int]]:
+def tensors_in(obj) -> list:
+    """The tensors in a module's or op's arguments or results, in order: nested lists, tuples and dicts
+    (transformers' ModelOutput is a dict) are opened."""
     import torch
 
     if isinstance(obj, torch.Tensor):
-        return [list(obj.shape)]
+        return [obj]
     if isinstance(obj, (list, tuple)):
-        return [s for item in obj for s in _tensor_shapes(item)]
+        return [t for item in obj for t in tensors_in(item)]
     if isinstance(obj, dict):
-        return [s for item in obj.values() for s in _tensor_shapes(item)]
+        return [t for item in obj.values() for t in tensors_in(item)]
     return []
+
+
+def _tensor_shapes(obj) -> list[list[int]]:
+    return [list(t.shape) for t in tensors_in(obj)]
 
 
 def _is_opaque_leaf(mod) -> bool:
@@ -805,17 +811,6 @@ class _Recorder:
         return path.rpartition(".")[0]
 
     # data flow: which recorded row produced each tensor (ops that are no row pass it on unchanged)
-    def _tensors(self, obj) -> list:
-        import torch
-
-        if isinstance(obj, torch.Tensor):
-            return [obj]
-        if isinstance(obj, (list, tuple)):
-            return [t for item in obj for t in self._tensors(item)]
-        if isinstance(obj, dict):
-            return [t for item in obj.values() for t in self._tensors(item)]
-        return []
-
     def producer(self, tensor) -> tuple[str, str] | None:
         entry = self.produced.get(id(tensor))
         if entry is not None and entry[0]() is tensor:
@@ -825,7 +820,7 @@ class _Recorder:
     def sources(self, *objs) -> list[str]:
         out: list[str] = []
         for obj in objs:
-            for t in self._tensors(obj):
+            for t in tensors_in(obj):
                 found = self.producer(t)
                 if found is not None and found[0] not in out:
                     out.append(found[0])
@@ -839,9 +834,9 @@ class _Recorder:
             states = obj[1] if isinstance(obj[1], (list, tuple)) else [obj[1]]
             named = [(obj[0], "output")] + list(zip(states, ("h_n", "c_n")))
         else:
-            named = [(t, "output") for t in self._tensors(obj)]
+            named = [(t, "output") for t in tensors_in(obj)]
         for t, part in named:
-            for tensor in self._tensors(t):
+            for tensor in tensors_in(t):
                 try:
                     self.produced[id(tensor)] = (weakref.ref(tensor), row_id, part)
                 except TypeError:
@@ -854,7 +849,7 @@ class _Recorder:
             self._record_function(func, args, kwargs, result)  # run-time padding inside a layer
             return
         inbound = self.sources(args, kwargs)
-        first = next((self.producer(t) for t in self._tensors(args) if self.producer(t)), None)
+        first = next((self.producer(t) for t in tensors_in(args) if self.producer(t)), None)
         owner = self.stack[-1] if self.stack else None
         if owner is not None and _computes_itself(owner) and self.pending.get(id(owner)):
             # the layer's own computation (F.batch_norm in BatchNormAct2d.forward): its result is the layer's
@@ -867,7 +862,7 @@ class _Recorder:
         elif first is not None:
             import weakref
 
-            for tensor in self._tensors(result):
+            for tensor in tensors_in(result):
                 if self.producer(tensor) is None:
                     self.produced[id(tensor)] = (weakref.ref(tensor), first[0], first[1])
 

@@ -17,24 +17,13 @@ import numpy as np
 
 from . import porting
 from .errors import KtdiffError
-from .torch_loader import build_module, load_weights, walk
+from .files import write_atomically
+from .torch_loader import build_module, load_weights, tensors_in, walk
 
 
 def _first_tensor(value):
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, (list, tuple)):
-        for item in value:
-            found = _first_tensor(item)
-            if found is not None:
-                return found
-    if hasattr(value, "to_tuple"):  # transformers' ModelOutput
-        return _first_tensor(value.to_tuple())
-    return None
+    found = tensors_in(value)
+    return found[0] if found else None
 
 
 def _rnn_value(out, rnn: dict):
@@ -226,24 +215,10 @@ def run(args: dict) -> dict:
 
 
 def save_state_dict(model, path: str) -> None:
-    """torch.save of the state_dict, atomically (a temporary file beside it, then a rename)."""
-    import tempfile
-
+    """torch.save of the state_dict, atomically, with the permissions of any program's output."""
     import torch
 
-    folder = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".ktdiff-", suffix=".pt", dir=folder)
-        os.close(fd)
+        write_atomically(path, lambda tmp: torch.save(model.state_dict(), tmp), suffix=".pt")
     except OSError as exc:
         raise KtdiffError(f"cannot write {path}: {exc.strerror or exc}", "pick another path with -o.") from None
-    try:
-        torch.save(model.state_dict(), tmp)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
