@@ -48,17 +48,14 @@ def make_inputs(specs: list[dict], seed: int, npz: str | None) -> list[np.ndarra
     rng = np.random.default_rng(seed)
     arrays = []
     for spec in specs:
-        shape = [int(d) for d in spec["keras_shape"]]
-        if spec["kind"] == "int":
-            name = spec["name"].lower()
-            if "mask" in name:
-                arrays.append(np.ones(shape, dtype=spec["keras_dtype"]))
-            elif "segment" in name or "type" in name:
-                arrays.append(np.zeros(shape, dtype=spec["keras_dtype"]))
-            else:
-                arrays.append(rng.integers(1, int(spec.get("high", 10)) + 1, size=shape).astype(spec["keras_dtype"]))
-        elif spec["kind"] == "bool":
-            arrays.append(np.ones(shape, dtype=bool))
+        shape, dtype = [int(d) for d in spec["keras_shape"]], spec["keras_dtype"]
+        kind = spec["kind"]  # verify.input_values
+        if kind == "ones":
+            arrays.append(np.ones(shape, dtype=dtype))
+        elif kind == "zeros":
+            arrays.append(np.zeros(shape, dtype=dtype))
+        elif kind == "tokens":
+            arrays.append(rng.integers(1, int(spec.get("high", 10)) + 1, size=shape).astype(dtype))
         else:
             arrays.append(rng.standard_normal(shape).astype(np.float32))
     return arrays

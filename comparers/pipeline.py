@@ -14,7 +14,7 @@ from .explain import Result, explain
 from .keras_loader import check_keras_path, input_specs_from_config, read_keras_config
 from .summary import ModelSummary
 from .torch_loader import check_spec
-from .verify import DEFAULT_ATOL, DEFAULT_RTOL, Verification, evaluate, plan, plan_inputs
+from .verify import DEFAULT_ATOL, DEFAULT_RTOL, INPUT_VALUES, Verification, evaluate, plan, plan_inputs
 
 
 @dataclass
@@ -61,7 +61,7 @@ def load_summaries(opts: CompareOptions, workspace: str | None = None,
     torch_args = {"spec": opts.torch_spec, "kwargs": opts.torch_kwargs, "weights": opts.torch_weights,
                   "input_shapes": opts.input_shapes, "input_dtype": opts.input_dtype,
                   "unsafe": opts.unsafe_torch_load}
-    tmp = workspace  # the caller's, kept for the numeric check
+    tmp = workspace  # the caller's: the numeric check reads the early Keras run from it
     kw = workers.start("keras", keras_args, tmp)
     tw = None
     try:
@@ -122,19 +122,8 @@ def input_info(opts: CompareOptions, p) -> dict:
 
 
 def _values(inputs: list[dict]) -> str:
-    kinds = []
-    for i in inputs:
-        if i["kind"] == "float":
-            text = "floats N(0, 1)"
-        elif i["kind"] == "bool" or "mask" in i["name"].lower():
-            text = "a mask of ones"
-        elif "segment" in i["name"].lower() or "type" in i["name"].lower():
-            text = "segment ids 0"
-        else:
-            text = f"token ids 1..{i['high']}"
-        if text not in kinds:
-            kinds.append(text)
-    return "; ".join(kinds)
+    texts = [INPUT_VALUES[i["kind"]].format(high=i["high"]) for i in inputs]
+    return "; ".join(dict.fromkeys(texts))
 
 
 def _early(dump_dir: str | None, dump: dict) -> dict | None:
@@ -159,7 +148,6 @@ def verify_many(items: list[tuple[CompareOptions, ModelSummary, ModelSummary, li
     if workspace is None:
         with workers.Workspace() as tmp:
             return verify_many(items, tmp, early)
-    tmp = workspace
     prepared = [verification_request(opts, k, t, rows) for opts, k, t, rows in items]
     out: list[Verification | None] = [None] * len(items)
     dumps: dict[str, dict] = {}
@@ -171,13 +159,13 @@ def verify_many(items: list[tuple[CompareOptions, ModelSummary, ModelSummary, li
         if ready is not None:
             answers[key] = ready
         elif key not in dumps:
-            dumps[key] = dict(dump, out_dir=os.path.join(tmp, f"keras-{len(dumps)}"))
+            dumps[key] = dict(dump, out_dir=os.path.join(workspace, f"keras-{len(dumps)}"))
         which.append(key)
     imports = sorted({m for opts, *_ in items for m in opts.keras_imports})
     timeout = max((opts.timeout or 0) for opts, *_ in items) or None
     if dumps:
         kw = workers.start("keras", {"job": "keras_dump", "imports": imports, "requests": list(dumps.values())},
-                           tmp)
+                           workspace)
         try:
             answers.update(zip(dumps, workers.collect(kw, timeout)["results"]))
         finally:
@@ -191,7 +179,7 @@ def verify_many(items: list[tuple[CompareOptions, ModelSummary, ModelSummary, li
         requests.append(dict(request, keras_index=answer["data"]))
         slots.append(i)
     if requests:
-        tw = workers.start("torch", {"job": "torch_verify", "requests": requests}, tmp)
+        tw = workers.start("torch", {"job": "torch_verify", "requests": requests}, workspace)
         try:
             results = workers.collect(tw, timeout)["results"]
         finally:
@@ -226,12 +214,19 @@ def run_verification(opts: CompareOptions, keras: ModelSummary, torch: ModelSumm
         return _not_run(opts, p, exc)
 
 
-def compare(opts: CompareOptions) -> Result:
+def _load_align_verify(opts: CompareOptions):
+    """(keras, torch, rows, verification or None): the summaries, their alignment, and with --verify (or
+    for ktdiff port) the numeric check, whose Keras half runs in the summary worker when it can."""
     with workers.Workspace() as tmp:
         early = os.path.join(tmp, "keras-early") if opts.verify or opts.save_weights else None
         keras, torch = load_summaries(opts, tmp, early)
         rows = align(keras, torch)
         verification = run_verification(opts, keras, torch, rows, tmp, early) if early else None
+    return keras, torch, rows, verification
+
+
+def compare(opts: CompareOptions) -> Result:
+    keras, torch, rows, verification = _load_align_verify(opts)
     result = explain(keras, torch, rows, ignore=opts.ignore, verification=verification)
     blocked = verification is not None and any(u.get("keras") and u.get("torch") for u in verification.unported)
     if opts.verify == "strict" and verification is not None and (verification.status in ("partial", "not-run")
@@ -250,11 +245,7 @@ def port_weights(opts: CompareOptions, output: str, partial: bool = False) -> tu
     from .report import verification_lines
 
     opts = replace(opts, save_weights=output, save_partial=partial, verify="on")
-    with workers.Workspace() as tmp:
-        early = os.path.join(tmp, "keras-early")
-        keras, torch = load_summaries(opts, tmp, early)
-        rows = align(keras, torch)
-        v = run_verification(opts, keras, torch, rows, tmp, early)
+    keras, torch, rows, v = _load_align_verify(opts)
     result = explain(keras, torch, rows, ignore=opts.ignore, verification=v)
     gaps = [f"{u.get('torch') or u.get('keras')}: {u['reason']}" for u in v.unported if u.get("torch")] + \
         [f"{name}: no Keras weights" for name in v.missing]

@@ -278,12 +278,28 @@ def plan_inputs(keras: ModelSummary, torch: ModelSummary) -> list[dict]:
                 ks = [b if a is None else a for a, b in zip(ks, ts)]
         else:
             ks = ts
-        dtype = t.dtype
-        kind = "int" if dtype.startswith(("int", "uint")) else "bool" if dtype == "bool" else "float"
-        out.append({"name": k.name if k is not None else t.name, "keras_shape": ks, "torch_shape": ts,
-                    "dtype": dtype, "keras_dtype": k.dtype if k is not None else dtype, "kind": kind,
-                    "layout": layout, "high": vocab})
+        name, keras_dtype = (k.name, k.dtype) if k is not None else (t.name, t.dtype)
+        out.append({"name": name, "keras_shape": ks, "torch_shape": ts, "dtype": t.dtype, "keras_dtype": keras_dtype,
+                    "kind": input_values(name, keras_dtype), "layout": layout, "high": vocab})
     return out
+
+
+INPUT_VALUES = {"floats": "floats N(0, 1)", "ones": "a mask of ones", "zeros": "segment ids 0",
+                "tokens": "token ids 1..{high}"}
+
+
+def input_values(name: str, dtype: str) -> str:
+    """What the check feeds an input (a key of INPUT_VALUES): floats, ones for a boolean or integer mask,
+    zeros for segment/token-type ids, token ids for other integer inputs."""
+    dtype = str(dtype)
+    if dtype == "bool":
+        return "ones"
+    if not dtype.startswith(("int", "uint")):
+        return "floats"
+    low = name.lower()
+    if "mask" in low:
+        return "ones"
+    return "zeros" if "segment" in low or "type" in low else "tokens"
 
 
 def keras_check_inputs(keras: ModelSummary, batch: int = 1) -> list[dict] | None:
@@ -295,9 +311,8 @@ def keras_check_inputs(keras: ModelSummary, batch: int = 1) -> list[dict] | None
     for k in keras.inputs:
         if any(d is None for d in k.shape[1:]):
             return None
-        kind = "int" if k.dtype.startswith(("int", "uint")) else "bool" if k.dtype == "bool" else "float"
         out.append({"name": k.name, "keras_shape": [batch] + [int(d) for d in k.shape[1:]], "keras_dtype": k.dtype,
-                    "kind": kind, "high": vocab})
+                    "kind": input_values(k.name, k.dtype), "high": vocab})
     return out
 
 
