@@ -72,7 +72,7 @@ def torch_only_module(ctx, index, row):
 def _readout(ctx, t) -> bool:
     from .layers import rnn_readout
 
-    return t.kind in ("select", "merge") and rnn_readout(ctx, t) is not None or t.kind == "select"
+    return t.kind == "select" or (t.kind == "merge" and rnn_readout(ctx, t) is not None)
 
 
 def identity_op(layer) -> str | None:
