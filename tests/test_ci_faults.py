@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, _env, run_ktdiff
+from conftest import FIXTURES, ROOT, _env, run_ktdiff
 
 MLP = "fixtures/models/mlp.keras"
 SEED = "fixtures/models/seed.keras"
@@ -364,63 +364,18 @@ def test_an_unwritable_output_folder_is_reported_before_the_comparison(models, t
 
 # --------------------------------------------------------------------------- --keras-import PATH
 
-CUSTOM_LAYERS = """
-import keras
-
-
-@keras.saving.register_keras_serializable(package="ktdiff_test")
-class Scale(keras.layers.Layer):
-    def __init__(self, factor=2.0, **kwargs):
-        super().__init__(**kwargs)
-        self.factor = factor
-
-    def call(self, x):
-        return x * self.factor
-
-    def get_config(self):
-        return {**super().get_config(), "factor": self.factor}
-"""
-
-SCALE_PORT = """
-import torch.nn as nn
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.out = nn.Linear(4, 2)
-
-    def forward(self, x):
-        return self.out(x * 2.0)
-"""
-
-
-@pytest.fixture(scope="module")
-def custom_model(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("custom")
-    (folder / "custom_layers.py").write_text(CUSTOM_LAYERS)
-    (folder / "port.py").write_text(SCALE_PORT)
-    script = ("import keras\nfrom custom_layers import Scale\n"
-              "inp = keras.Input((4,))\n"
-              "model = keras.Model(inp, keras.layers.Dense(2, name='out')(Scale(name='scale')(inp)))\n"
-              "model.save('custom.keras')\n")
-    done = subprocess.run([sys.executable, "-c", script], cwd=folder, capture_output=True, text=True,
-                          env=_env(TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(folder)), timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return folder
-
-
 @pytest.mark.parametrize("how", ["./custom_layers.py", "custom_layers.py", "absolute"])
-def test_keras_import_takes_a_file_path(custom_model, how):
-    path = str(custom_model / "custom_layers.py") if how == "absolute" else how
-    done = run_ktdiff("compare", "custom.keras", "port.py:Net", "--keras-import", path, "-f", "json",
-                      cwd=custom_model)
+def test_keras_import_takes_a_file_path(models, how):
+    # fixtures/custom_layers.py registers the Scale layer that models/custom_layer.keras uses
+    path = str(FIXTURES / "custom_layers.py") if how == "absolute" else how
+    done = run_ktdiff("compare", "models/custom_layer.keras", "custom_port.py:Net", "--keras-import", path,
+                      "-f", "json", cwd=FIXTURES)
     assert done.returncode in (0, 1), done.stderr
     rows = json.loads(done.stdout)["rows"]
     assert any(r["keras"] and r["keras"]["type"] == "Scale" for r in rows), rows
 
 
-def test_keras_import_of_a_missing_file_says_so(custom_model):
-    line = error_line(run_ktdiff("compare", "custom.keras", "port.py:Net", "--keras-import", "./no_such_file.py",
-                                 cwd=custom_model))
+def test_keras_import_of_a_missing_file_says_so(models):
+    line = error_line(run_ktdiff("compare", "models/custom_layer.keras", "custom_port.py:Net", "--keras-import",
+                                 "./no_such_file.py", cwd=FIXTURES))
     assert "--keras-import: file not found: ./no_such_file.py" in line and " — check the path" in line

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, _env, run_ktdiff
+from conftest import FIXTURES, ROOT, _env, run_ktdiff
 
 SEED_PORT = "fixtures/seed_torch.py:Net"
 FAITHFUL = "fixtures/faithful_torch.py:FaithfulNet"
@@ -293,62 +293,17 @@ def test_keras_import_missing_module(models):
                "--keras-import", "no_such_keras_ext", "PYTHONPATH")
 
 
-CUSTOM_LAYER = """
-import keras
-
-
-@keras.saving.register_keras_serializable(package="ktdiff_test")
-class ScaleBy(keras.layers.Layer):
-    def __init__(self, factor=2.0, **kwargs):
-        super().__init__(**kwargs)
-        self.factor = factor
-
-    def call(self, x):
-        return x * self.factor
-
-    def get_config(self):
-        return {**super().get_config(), "factor": self.factor}
-"""
-
-BUILD_WITH_CUSTOM_LAYER = """
-import sys, keras
-sys.path.insert(0, sys.argv[2])
-import ktdiff_custom_layers as custom
-inp = keras.Input((8,))
-keras.Model(inp, custom.ScaleBy(name="scale")(keras.layers.Dense(4)(inp))).save(sys.argv[1])
-"""
-
-CUSTOM_PORT = """
-import torch.nn as nn
-
-
-class Port(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(8, 4)
-
-    def forward(self, x):
-        return self.fc(x) * 2.0
-"""
-
-
-def test_unregistered_custom_keras_class_is_named(tmp_path):
-    module = tmp_path / "ktdiff_custom_layers.py"
-    module.write_text(CUSTOM_LAYER)
-    (tmp_path / "port.py").write_text(CUSTOM_PORT)
-    model = tmp_path / "custom.keras"
-    built = subprocess.run([sys.executable, "-c", BUILD_WITH_CUSTOM_LAYER, str(model), str(tmp_path)],
-                           capture_output=True, text=True, env=_env(TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
-    assert built.returncode == 0, built.stderr[-2000:]
-    spec = f"{tmp_path / 'port.py'}:Port"
+def test_unregistered_custom_keras_class_is_named(models):
+    # models/custom_layer.keras uses the Scale layer that fixtures/custom_layers.py registers
+    model, spec = models / "custom_layer.keras", f"{FIXTURES / 'custom_port.py'}:Net"
     line = user_error(run_ktdiff("compare", model, spec),
-                      f"{model} uses the custom Keras class ScaleBy (registered as ktdiff_test>ScaleBy) that "
+                      f"{model} uses the custom Keras class Scale (registered as ktdiff_test>Scale) that "
                       "ktdiff cannot find — pass the module that defines it with --keras-import (a module name "
                       "or a .py file).")
     assert "Functional" not in line
-    loaded = run_ktdiff("compare", model, spec, "--keras-import", module)
+    loaded = run_ktdiff("compare", model, spec, "--keras-import", FIXTURES / "custom_layers.py")
     assert loaded.returncode in (0, 1), loaded.stderr[-2000:]
-    assert "scale (ScaleBy)" in loaded.stdout and "fc (Linear)" in loaded.stdout
+    assert "scale (Scale)" in loaded.stdout and "out (Linear)" in loaded.stdout
 
 
 # --------------------------------------------------------------------------- --debug
